@@ -1,0 +1,189 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-interpose: ftrace backend of the interposer hook.
+ *
+ * Stock kernels have no interposer in the block layer, so this backend puts
+ * an ftrace callback on the entry of submit_bio_noacct().  For a bio whose
+ * device has an interposer the callback replaces the call with
+ * interpose_submit_bio_noacct(), which points the bio at the redirect
+ * destination and submits it again.  The callback is registered only while
+ * at least one redirect exists; a device without an interposer then pays one
+ * hash lookup per bio.
+ */
+#include <linux/ftrace.h>
+#include <linux/hashtable.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/srcu.h>
+#include <linux/workqueue.h>
+#include <linux/device-mapper.h>
+
+#include "interpose.h"
+
+#define DM_MSG_PREFIX "interpose"
+#define INTERPOSE_HASH_BITS 6
+
+const char *const interpose_hook_name = "ftrace";
+
+static DEFINE_HASHTABLE(interpose_hash, INTERPOSE_HASH_BITS);
+/* Serialises hash updates and (un)registration of the ftrace callback. */
+static DEFINE_MUTEX(hook_mutex);
+static unsigned int hook_users;
+static bool hook_registered;
+/* Readers: interpose_submit_bio_noacct(), which may sleep. */
+DEFINE_STATIC_SRCU(interpose_srcu);
+
+static void hook_unregister_fn(struct work_struct *work);
+static DECLARE_WORK(hook_unregister_work, hook_unregister_fn);
+
+static struct interposer *hook_lookup(struct block_device *bdev)
+{
+	struct interposer *ip;
+
+	hash_for_each_possible_rcu(interpose_hash, ip, hnode, (unsigned long)bdev)
+		if (ip->orig == bdev)
+			return ip;
+	return NULL;
+}
+
+/*
+ * Runs instead of submit_bio_noacct() for a bio the callback picked.  The
+ * lookup is repeated: the redirect may have gone away in between, and the
+ * SRCU read section keeps @ip and its destination alive until the bio is
+ * submitted to it.
+ */
+static void notrace interpose_submit_bio_noacct(struct bio *bio)
+{
+	struct interposer *ip;
+	int idx;
+
+	idx = srcu_read_lock(&interpose_srcu);
+	rcu_read_lock();
+	ip = hook_lookup(bio->bi_bdev);
+	rcu_read_unlock();
+	if (ip && interpose_bio_wanted(bio))
+		interpose_redirect(ip, bio);
+	submit_bio_noacct(bio);
+	srcu_read_unlock(&interpose_srcu, idx);
+}
+
+static void notrace interpose_ftrace_cb(unsigned long ip, unsigned long parent_ip,
+					struct ftrace_ops *ops,
+					struct ftrace_regs *fregs)
+{
+	struct bio *bio = (struct bio *)ftrace_regs_get_argument(fregs, 0);
+	unsigned long redirect_ip = (unsigned long)interpose_submit_bio_noacct;
+	bool hit;
+	int bit;
+
+	bit = ftrace_test_recursion_trylock(ip, parent_ip);
+	if (bit < 0)
+		return;
+	rcu_read_lock();
+	hit = hook_lookup(bio->bi_bdev) && interpose_bio_wanted(bio);
+	rcu_read_unlock();
+	if (hit)
+		ftrace_regs_set_instruction_pointer(fregs, redirect_ip);
+	ftrace_test_recursion_unlock(bit);
+}
+
+static struct ftrace_ops interpose_ftrace_ops = {
+	.func = interpose_ftrace_cb,
+	.flags = FTRACE_OPS_FL_DYNAMIC |
+#ifndef CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS
+		 FTRACE_OPS_FL_SAVE_REGS |
+#endif
+		 FTRACE_OPS_FL_IPMODIFY,
+};
+
+static void hook_unregister_fn(struct work_struct *work)
+{
+	mutex_lock(&hook_mutex);
+	if (!hook_users && hook_registered) {
+		unregister_ftrace_function(&interpose_ftrace_ops);
+		hook_registered = false;
+	}
+	mutex_unlock(&hook_mutex);
+}
+
+/**
+ * interpose_hook_attach - start routing the bios of @ip->orig to @ip->dest
+ * @ip: the interposer, with @orig and @dest set
+ *
+ * Registers the ftrace callback if this is the first redirect.  Every bio
+ * whose submit_bio_noacct() starts after this returns is redirected.
+ *
+ * Return: 0 or a negative errno from ftrace.
+ */
+int interpose_hook_attach(struct interposer *ip)
+{
+	int r;
+
+	mutex_lock(&hook_mutex);
+	if (!hook_registered) {
+		r = register_ftrace_function(&interpose_ftrace_ops);
+		if (r) {
+			mutex_unlock(&hook_mutex);
+			DMERR("cannot register ftrace callback on submit_bio_noacct: %d",
+			      r);
+			return r;
+		}
+		hook_registered = true;
+	}
+	hook_users++;
+	hash_add_rcu(interpose_hash, &ip->hnode, (unsigned long)ip->orig);
+	mutex_unlock(&hook_mutex);
+	return 0;
+}
+
+/**
+ * interpose_hook_detach - stop routing the bios of @ip->orig
+ * @ip: an attached interposer
+ *
+ * On return no redirection of a bio through @ip is in progress.  The ftrace
+ * callback is unregistered asynchronously when no redirect is left, so that
+ * detaching does not wait for an RCU-tasks grace period.
+ */
+void interpose_hook_detach(struct interposer *ip)
+{
+	mutex_lock(&hook_mutex);
+	hash_del_rcu(&ip->hnode);
+	if (!--hook_users)
+		schedule_work(&hook_unregister_work);
+	mutex_unlock(&hook_mutex);
+	synchronize_srcu(&interpose_srcu);
+}
+
+/**
+ * interpose_hook_sync - wait for redirections in progress
+ *
+ * After a change of an interposer's destination, waits until no bio is
+ * being redirected to the previous one.
+ */
+void interpose_hook_sync(void)
+{
+	synchronize_srcu(&interpose_srcu);
+}
+
+int interpose_hook_init(void)
+{
+	/* ftrace may edit the pattern in place. */
+	unsigned char func[] = "submit_bio_noacct";
+	int r;
+
+	r = ftrace_set_filter(&interpose_ftrace_ops, func, strlen(func), 0);
+	if (r)
+		DMERR("cannot trace submit_bio_noacct: %d", r);
+	return r;
+}
+
+void interpose_hook_exit(void)
+{
+	cancel_work_sync(&hook_unregister_work);
+	hook_unregister_fn(NULL);
+	ftrace_free_filter(&interpose_ftrace_ops);
+	/* No task may still be running interpose_submit_bio_noacct(). */
+	synchronize_srcu(&interpose_srcu);
+	synchronize_rcu_tasks();
+}
+MODULE_INFO(interpose_hook, "ftrace");

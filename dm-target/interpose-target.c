@@ -1,0 +1,959 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-interpose: the "interpose" target.
+ *
+ * Takes over the I/O of a block device that is already in use (a mounted
+ * partition, a whole disk) without unmounting it.  The target opens the
+ * original device non-exclusively and passes every bio it receives down to
+ * it; with "attach" or "attach_to <dev>" it also redirects every bio that
+ * anybody submits to the original device into this device (or into a DM
+ * device stacked on it) through the interposer hook.  Its own bios bypass
+ * the hook.
+ *
+ * See Documentation/dm-interpose.rst.
+ */
+#include <linux/bio.h>
+#include <linux/blk-mq.h>
+#include <linux/blkdev.h>
+#include <linux/device-mapper.h>
+#include <linux/kernfs.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/percpu.h>
+#include <linux/slab.h>
+#include <linux/workqueue.h>
+
+#include "interpose.h"
+
+#define DM_MSG_PREFIX "interpose"
+
+enum interpose_mode {
+	IC_PASSTHROUGH,
+	IC_ATTACH,
+	IC_ATTACH_TO,
+};
+
+/**
+ * struct interpose_c - one "interpose" target (one table)
+ * @ti: the target
+ * @md: the mapped device the table belongs to
+ * @orig_file: non-exclusive open of the original device
+ * @orig: the original device
+ * @orig_dev: a dm_dev describing @orig, for iterate_devices only
+ * @mode: pass-through, attach or attach_to
+ * @dest_devt: the attach_to device (equal to the own device for attach)
+ * @has_diskseq: a diskseq was given
+ * @diskseq: the diskseq given
+ * @passed: per-cpu count of bios passed down to @orig
+ * @ip: the redirect this table owns, or NULL (interpose_mutex)
+ */
+struct interpose_c {
+	struct dm_target *ti;
+	struct mapped_device *md;
+	struct file *orig_file;
+	struct block_device *orig;
+	struct dm_dev orig_dev;
+	enum interpose_mode mode;
+	dev_t dest_devt;
+	bool has_diskseq;
+	u64 diskseq;
+	u64 __percpu *passed;
+	struct interposer *ip;
+};
+
+/* Serialises every change of a redirect: attach, detach, hand-over. */
+static DEFINE_MUTEX(interpose_mutex);
+static LIST_HEAD(interposers);
+static struct workqueue_struct *interpose_wq;
+
+static u64 percpu_sum(u64 __percpu *counter)
+{
+	u64 sum = 0;
+	int cpu;
+
+	for_each_possible_cpu(cpu)
+		sum += *per_cpu_ptr(counter, cpu);
+	return sum;
+}
+
+static dev_t ic_own_devt(struct interpose_c *ic)
+{
+	return disk_devt(dm_disk(ic->md));
+}
+
+/* The device the table wants the original's bios redirected to, or 0. */
+static dev_t ic_wanted_dest(struct interpose_c *ic)
+{
+	return ic->mode == IC_PASSTHROUGH ? 0 : ic->dest_devt;
+}
+
+static struct interposer *interposer_find(struct block_device *orig)
+{
+	struct interposer *ip;
+
+	lockdep_assert_held(&interpose_mutex);
+	list_for_each_entry(ip, &interposers, list)
+		if (ip->orig == orig)
+			return ip;
+	return NULL;
+}
+
+static bool interposer_is_dest(struct block_device *bdev)
+{
+	struct interposer *ip;
+
+	lockdep_assert_held(&interpose_mutex);
+	list_for_each_entry(ip, &interposers, list)
+		if (ip->dest == bdev)
+			return true;
+	return false;
+}
+
+static void interposer_free_rcu(struct rcu_head *rcu)
+{
+	struct interposer *ip = container_of(rcu, struct interposer, rcu);
+
+	free_percpu(ip->redirected);
+	kfree(ip);
+}
+
+static void interposer_release(struct kref *kref)
+{
+	struct interposer *ip = container_of(kref, struct interposer, kref);
+
+	fput(ip->orig_file);
+	/* The hook's lookup may still see @ip until a grace period ends. */
+	call_rcu(&ip->rcu, interposer_free_rcu);
+}
+
+static void interposer_put(struct interposer *ip)
+{
+	kref_put(&ip->kref, interposer_release);
+}
+
+static void interposer_thaw_fn(struct work_struct *work)
+{
+	struct interposer *ip = container_of(work, struct interposer, thaw_work);
+	unsigned int n;
+
+	spin_lock(&ip->lock);
+	n = ip->deferred_thaws;
+	ip->deferred_thaws = 0;
+	spin_unlock(&ip->lock);
+	while (n--)
+		bdev_thaw(ip->orig);
+	interposer_put(ip);
+}
+
+/*
+ * Thaw the original device @n times from a worker.  A thaw writes (ext4
+ * commits its superblock), and when the writes are redirected into a device
+ * that is still suspended the thaw must not hold up its resume.
+ */
+static void interposer_thaw_later(struct interposer *ip, unsigned int n)
+{
+	if (!n)
+		return;
+	spin_lock(&ip->lock);
+	ip->deferred_thaws += n;
+	spin_unlock(&ip->lock);
+	kref_get(&ip->kref);
+	if (!queue_work(interpose_wq, &ip->thaw_work))
+		interposer_put(ip);
+}
+
+/* Take the freezes owed by a suspend of the owner, to be thawed. */
+static unsigned int interposer_take_suspend_freezes(struct interposer *ip)
+{
+	unsigned int n;
+
+	spin_lock(&ip->lock);
+	n = ip->suspend_freezes;
+	ip->suspend_freezes = 0;
+	spin_unlock(&ip->lock);
+	return n;
+}
+
+/*
+ * Holder operations of the redirect destination: DM freezes the filesystem
+ * on a device it suspends (lock_fs), but the filesystem whose I/O goes
+ * through the destination is mounted on the original device.  Forward the
+ * freeze there, so that suspending the top of an interposed stack (as LVM
+ * does to take a snapshot) freezes the filesystem like on any DM device.
+ */
+static int interpose_holder_freeze(struct block_device *bdev)
+{
+	struct interposer *ip = bdev->bd_holder;
+	int r;
+
+	kref_get(&ip->kref);
+	mutex_unlock(&bdev->bd_holder_lock);
+	r = bdev_freeze(ip->orig);
+	if (!r) {
+		spin_lock(&ip->lock);
+		ip->holder_freezes++;
+		spin_unlock(&ip->lock);
+	}
+	interposer_put(ip);
+	return r;
+}
+
+static int interpose_holder_thaw(struct block_device *bdev)
+{
+	struct interposer *ip = bdev->bd_holder;
+	bool thaw;
+	int r = 0;
+
+	kref_get(&ip->kref);
+	mutex_unlock(&bdev->bd_holder_lock);
+	spin_lock(&ip->lock);
+	thaw = ip->holder_freezes > 0;
+	if (thaw)
+		ip->holder_freezes--;
+	spin_unlock(&ip->lock);
+	if (thaw)
+		r = bdev_thaw(ip->orig);
+	interposer_put(ip);
+	return r;
+}
+
+static const struct blk_holder_ops interpose_holder_ops = {
+	.freeze = interpose_holder_freeze,
+	.thaw = interpose_holder_thaw,
+};
+
+/*
+ * Open the redirect destination exclusively, with @ip as holder.  Nothing
+ * else may then claim it (stack on it, mount it), and it cannot be removed
+ * while the redirect exists.
+ */
+static struct file *interposer_open_dest(struct interposer *ip, dev_t devt)
+{
+	struct file *f;
+
+	f = bdev_file_open_by_dev(devt, BLK_OPEN_READ | BLK_OPEN_WRITE, ip,
+				  &interpose_holder_ops);
+	if (IS_ERR(f))
+		DMERR("cannot claim redirect destination %u:%u: %ld (in use?)",
+		      MAJOR(devt), MINOR(devt), PTR_ERR(f));
+	return f;
+}
+
+/* Close a destination; freezes forwarded through it are thawed later. */
+static void interposer_close_dest(struct interposer *ip, struct file *f)
+{
+	unsigned int n;
+
+	bdev_fput(f);
+	spin_lock(&ip->lock);
+	n = ip->holder_freezes;
+	ip->holder_freezes = 0;
+	spin_unlock(&ip->lock);
+	interposer_thaw_later(ip, n);
+}
+
+/*
+ * Does @upper hold @lower directly, i.e. is @lower in upper's "slaves"?
+ * DM links every device of a loaded table (live or inactive) as a holder, so
+ * this is true once a table of @upper that uses @lower is loaded.
+ */
+static bool interpose_holds(struct gendisk *upper, struct block_device *lower)
+{
+	struct kernfs_node *kn;
+
+	if (!lower->bd_holder_dir)
+		return false;
+	kn = kernfs_find_and_get(lower->bd_holder_dir->sd, upper->disk_name);
+	kernfs_put(kn);
+	return kn;
+}
+
+/* Checks of an attach_to destination that do not depend on timing. */
+static int interpose_check_dest(struct interpose_c *ic, dev_t devt)
+{
+	struct mapped_device *dest_md;
+	sector_t size;
+
+	if (devt == ic->orig->bd_dev) {
+		ic->ti->error = "Cannot redirect a device to itself";
+		return -EINVAL;
+	}
+	if (devt == ic_own_devt(ic))
+		return 0;
+	dest_md = dm_get_md(devt);
+	if (!dest_md) {
+		DMERR("attach_to %u:%u is not a device-mapper device",
+		      MAJOR(devt), MINOR(devt));
+		ic->ti->error = "attach_to device is not a device-mapper device";
+		return -EINVAL;
+	}
+	size = get_capacity(dm_disk(dest_md));
+	dm_put(dest_md);
+	if (size != ic->ti->len) {
+		DMERR("attach_to %u:%u has %llu sectors, the original device %llu",
+		      MAJOR(devt), MINOR(devt), (unsigned long long)size,
+		      (unsigned long long)ic->ti->len);
+		ic->ti->error = "attach_to device size differs from the original device";
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* The destination must be stacked directly on this device. */
+static int interpose_check_stacked(struct interpose_c *ic, dev_t devt)
+{
+	struct mapped_device *dest_md;
+	bool held;
+
+	if (devt == ic_own_devt(ic))
+		return 0;
+	dest_md = dm_get_md(devt);
+	if (!dest_md) {
+		DMERR("attach_to %u:%u is gone", MAJOR(devt), MINOR(devt));
+		return -ENODEV;
+	}
+	held = interpose_holds(dm_disk(dest_md), dm_disk(ic->md)->part0);
+	dm_put(dest_md);
+	if (!held) {
+		DMERR("%s: attach_to %u:%u is not stacked on this device (no table of it uses %s)",
+		      dm_device_name(ic->md), MAJOR(devt), MINOR(devt),
+		      dm_device_name(ic->md));
+		return -EINVAL;
+	}
+	return 0;
+}
+
+/* Redirect the original device of @ic to @devt; fs frozen, queue drained. */
+static int interposer_create(struct interpose_c *ic, dev_t devt)
+{
+	struct request_queue *q = bdev_get_queue(ic->orig);
+	struct interposer *ip;
+	int r;
+
+	ip = kzalloc(sizeof(*ip), GFP_KERNEL);
+	if (!ip)
+		return -ENOMEM;
+	ip->redirected = alloc_percpu(u64);
+	if (!ip->redirected) {
+		kfree(ip);
+		return -ENOMEM;
+	}
+	kref_init(&ip->kref);
+	spin_lock_init(&ip->lock);
+	INIT_WORK(&ip->thaw_work, interposer_thaw_fn);
+	INIT_LIST_HEAD(&ip->list);
+	ip->orig = ic->orig;
+	ip->orig_file = bdev_file_open_by_dev(ic->orig->bd_dev, BLK_OPEN_READ,
+					      NULL, NULL);
+	if (IS_ERR(ip->orig_file)) {
+		r = PTR_ERR(ip->orig_file);
+		free_percpu(ip->redirected);
+		kfree(ip);
+		return r;
+	}
+	ip->dest_file = interposer_open_dest(ip, devt);
+	if (IS_ERR(ip->dest_file)) {
+		r = PTR_ERR(ip->dest_file);
+		goto bad_put;
+	}
+	ip->dest = file_bdev(ip->dest_file);
+
+	r = bdev_freeze(ic->orig);
+	if (r) {
+		DMERR("%s: cannot freeze %pg: %d", dm_device_name(ic->md),
+		      ic->orig, r);
+		goto bad_close;
+	}
+	blk_mq_freeze_queue(q);
+	r = interpose_hook_attach(ip);
+	blk_mq_unfreeze_queue(q);
+	if (r) {
+		bdev_thaw(ic->orig);
+		goto bad_close;
+	}
+	ip->owner = ic;
+	ic->ip = ip;
+	list_add(&ip->list, &interposers);
+	/* Thaw writes; they are redirected into a device not yet resumed. */
+	interposer_thaw_later(ip, 1);
+	DMINFO("%s: attached %pg, bios now redirected to %pg",
+	       dm_device_name(ic->md), ic->orig, ip->dest);
+	return 0;
+
+bad_close:
+	bdev_fput(ip->dest_file);
+bad_put:
+	interposer_put(ip);
+	return r;
+}
+
+/* Remove a redirect. The caller owns it. */
+static void interposer_destroy(struct interposer *ip)
+{
+	struct request_queue *q = bdev_get_queue(ip->orig);
+
+	lockdep_assert_held(&interpose_mutex);
+	interpose_hook_detach(ip);
+	/* Drain what was submitted straight to the device meanwhile. */
+	blk_mq_freeze_queue(q);
+	blk_mq_unfreeze_queue(q);
+	list_del_init(&ip->list);
+	ip->owner->ip = NULL;
+	ip->owner = NULL;
+	DMINFO("detached %pg from %pg", ip->orig, ip->dest);
+	interposer_close_dest(ip, ip->dest_file);
+	interposer_thaw_later(ip, interposer_take_suspend_freezes(ip));
+	interposer_put(ip);
+}
+
+/* Point an existing redirect at another destination. */
+static int interposer_switch_dest(struct interposer *ip, dev_t devt)
+{
+	struct file *old = ip->dest_file, *f;
+
+	f = interposer_open_dest(ip, devt);
+	if (IS_ERR(f))
+		return PTR_ERR(f);
+	ip->dest_file = f;
+	WRITE_ONCE(ip->dest, file_bdev(f));
+	interpose_hook_sync();
+	interposer_close_dest(ip, old);
+	DMINFO("%pg now redirected to %pg", ip->orig, ip->dest);
+	return 0;
+}
+
+static void interposer_set_owner(struct interposer *ip, struct interpose_c *ic)
+{
+	if (ip->owner != ic) {
+		ip->owner->ip = NULL;
+		ip->owner = ic;
+		ic->ip = ip;
+	}
+}
+
+static void interpose_clone_endio(struct bio *clone)
+{
+	struct bio *bio = clone->bi_private;
+
+	bio->bi_status = clone->bi_status;
+	bio_uninit(clone);
+	bio_endio(bio);
+}
+
+/**
+ * interpose_bio_wanted - may this bio be redirected?
+ * @bio: a bio submitted to an interposed device
+ *
+ * Our own bios to the original device bypass the interposer, including what
+ * the block layer resubmits of them after a split (the remainder keeps its
+ * end_io).  A bio already remapped to the whole disk (BIO_REMAPPED) holds a
+ * disk sector, not a partition sector, and is past the interposer.
+ *
+ * Return: true if the bio is to be redirected.
+ */
+bool interpose_bio_wanted(struct bio *bio)
+{
+	return bio->bi_end_io != interpose_clone_endio &&
+	       !bio_flagged(bio, BIO_REMAPPED);
+}
+
+/**
+ * interpose_redirect - point a bio of an interposed device at the redirect
+ * @ip: the interposer of @bio's device
+ * @bio: the bio
+ *
+ * Called by the hook, which then submits @bio again.
+ */
+void interpose_redirect(struct interposer *ip, struct bio *bio)
+{
+	struct block_device *dest = READ_ONCE(ip->dest);
+
+	bio_set_dev(bio, dest);
+	if ((bio->bi_opf & REQ_NOWAIT) && !bdev_nowait(dest))
+		bio->bi_opf &= ~REQ_NOWAIT;
+	this_cpu_inc(*ip->redirected);
+}
+
+/*
+ * Pass a bio down to the original device.  The clone lives in the per-bio
+ * data and completes through interpose_clone_endio(), which is how the hook
+ * tells it (and any remainder the block layer resubmits after a split) from
+ * the bios it must redirect.
+ */
+static int interpose_map(struct dm_target *ti, struct bio *bio)
+{
+	struct interpose_c *ic = ti->private;
+	struct bio *clone = dm_per_bio_data(bio, sizeof(struct bio));
+	bool nowait = bio->bi_opf & REQ_NOWAIT;
+
+	if (bio_init_clone(ic->orig, clone, bio, nowait ? GFP_NOWAIT : GFP_NOIO)) {
+		bio->bi_status = nowait ? BLK_STS_AGAIN : BLK_STS_RESOURCE;
+		bio_endio(bio);
+		return DM_MAPIO_SUBMITTED;
+	}
+	clone->bi_end_io = interpose_clone_endio;
+	clone->bi_private = bio;
+	/* Completions of the original's poll queues would go unnoticed. */
+	bio_clear_polled(clone);
+	if (nowait && !bdev_nowait(ic->orig))
+		clone->bi_opf &= ~REQ_NOWAIT;
+	this_cpu_inc(*ic->passed);
+	submit_bio_noacct(clone);
+	return DM_MAPIO_SUBMITTED;
+}
+
+static int interpose_parse_features(struct interpose_c *ic,
+				    struct dm_arg_set *as)
+{
+	static const struct dm_arg _args[] = {
+		{0, 5, "Invalid number of feature arguments"},
+	};
+	struct dm_target *ti = ic->ti;
+	bool seen_attach = false;
+	unsigned int argc;
+	const char *arg;
+	int r;
+
+	if (!as->argc)
+		return 0;
+	r = dm_read_arg_group(_args, as, &argc, &ti->error);
+	if (r)
+		return r;
+
+	while (argc) {
+		arg = dm_shift_arg(as);
+		argc--;
+		if (!strcasecmp(arg, "attach") || !strcasecmp(arg, "attach_to")) {
+			if (seen_attach) {
+				ti->error = "Duplicate or conflicting attach arguments";
+				return -EINVAL;
+			}
+			seen_attach = true;
+			if (!strcasecmp(arg, "attach")) {
+				ic->mode = IC_ATTACH;
+				ic->dest_devt = ic_own_devt(ic);
+				continue;
+			}
+			if (!argc) {
+				ti->error = "attach_to needs a device";
+				return -EINVAL;
+			}
+			arg = dm_shift_arg(as);
+			argc--;
+			r = dm_devt_from_path(arg, &ic->dest_devt);
+			if (r) {
+				DMERR("cannot find attach_to device %s: %d", arg, r);
+				ti->error = "Cannot find attach_to device";
+				return r;
+			}
+			ic->mode = IC_ATTACH_TO;
+		} else if (!strcasecmp(arg, "diskseq")) {
+			if (ic->has_diskseq) {
+				ti->error = "Duplicate diskseq argument";
+				return -EINVAL;
+			}
+			if (!argc) {
+				ti->error = "diskseq needs a number";
+				return -EINVAL;
+			}
+			arg = dm_shift_arg(as);
+			argc--;
+			if (kstrtou64(arg, 10, &ic->diskseq) || !ic->diskseq) {
+				DMERR("invalid diskseq %s", arg);
+				ti->error = "Invalid diskseq";
+				return -EINVAL;
+			}
+			ic->has_diskseq = true;
+		} else {
+			DMERR("unrecognised feature argument %s", arg);
+			ti->error = "Unrecognised feature argument";
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* Checks of the original device, on the table given. */
+static int interpose_check_orig(struct interpose_c *ic)
+{
+	struct dm_target *ti = ic->ti;
+	struct block_device *orig = ic->orig;
+	struct interposer *ip;
+	int r = 0;
+
+	if (bdev_is_zoned(orig)) {
+		ti->error = "Zoned devices are not supported";
+		return -EINVAL;
+	}
+	if (ti->begin || ti->len != bdev_nr_sectors(orig)) {
+		DMERR("%pg has %llu sectors: the table must be \"0 %llu interpose ...\"",
+		      orig, (unsigned long long)bdev_nr_sectors(orig),
+		      (unsigned long long)bdev_nr_sectors(orig));
+		ti->error = "Table must cover the whole original device";
+		return -EINVAL;
+	}
+	if (ic->has_diskseq && orig->bd_disk->diskseq != ic->diskseq) {
+		DMERR("%pg has diskseq %llu, the table expects %llu", orig,
+		      orig->bd_disk->diskseq, ic->diskseq);
+		ti->error = "Disk sequence number mismatch";
+		return -ENXIO;
+	}
+	if (orig->bd_disk == dm_disk(ic->md)) {
+		ti->error = "Cannot interpose a device onto itself";
+		return -EINVAL;
+	}
+	if (interpose_holds(orig->bd_disk, dm_disk(ic->md)->part0)) {
+		DMERR("%pg is stacked on %s", orig, dm_device_name(ic->md));
+		ti->error = "Interposing would create a cycle";
+		return -EINVAL;
+	}
+
+	mutex_lock(&interpose_mutex);
+	ip = interposer_find(orig);
+	if (interposer_is_dest(orig)) {
+		ti->error = "Device is the redirect destination of an interposer";
+		r = -EINVAL;
+	} else if (ip && ip->owner->md != ic->md &&
+		   ic_wanted_dest(ic) != ip->dest->bd_dev) {
+		DMERR("%pg is already interposed by %s", orig,
+		      dm_device_name(ip->owner->md));
+		ti->error = "Device already has an interposer";
+		r = -EBUSY;
+	}
+	mutex_unlock(&interpose_mutex);
+	return r;
+}
+
+/*
+ * Construct an interpose mapping:
+ * <orig_dev> [<#feature args> [attach | attach_to <dev>] [diskseq <N>]]
+ */
+static int interpose_ctr(struct dm_target *ti, unsigned int argc, char **argv)
+{
+	struct dm_arg_set as = { .argc = argc, .argv = argv };
+	struct interpose_c *ic;
+	const char *path;
+	dev_t devt;
+	int r;
+
+	ic = kzalloc(sizeof(*ic), GFP_KERNEL);
+	if (!ic) {
+		ti->error = "Cannot allocate context";
+		return -ENOMEM;
+	}
+	ic->ti = ti;
+	ic->md = dm_table_get_md(ti->table);
+	ti->private = ic;
+
+	path = dm_shift_arg(&as);
+	if (!path) {
+		ti->error = "Missing original device";
+		r = -EINVAL;
+		goto bad;
+	}
+	r = dm_devt_from_path(path, &devt);
+	if (r) {
+		DMERR("cannot find original device %s: %d", path, r);
+		ti->error = "Cannot find original device";
+		goto bad;
+	}
+	r = interpose_parse_features(ic, &as);
+	if (r)
+		goto bad;
+	if (as.argc) {
+		ti->error = "Too many arguments";
+		r = -EINVAL;
+		goto bad;
+	}
+
+	/* Non-exclusive: a mounted filesystem holds the exclusive claim. */
+	ic->orig_file = bdev_file_open_by_dev(devt, dm_table_get_mode(ti->table),
+					      NULL, NULL);
+	if (IS_ERR(ic->orig_file)) {
+		r = PTR_ERR(ic->orig_file);
+		ic->orig_file = NULL;
+		DMERR("cannot open original device %s: %d", path, r);
+		ti->error = "Cannot open original device";
+		goto bad;
+	}
+	ic->orig = file_bdev(ic->orig_file);
+	ic->orig_dev.bdev = ic->orig;
+	ic->orig_dev.bdev_file = ic->orig_file;
+	ic->orig_dev.mode = dm_table_get_mode(ti->table);
+	format_dev_t(ic->orig_dev.name, devt);
+
+	r = interpose_check_orig(ic);
+	if (r)
+		goto bad;
+	if (ic->mode == IC_ATTACH_TO) {
+		r = interpose_check_dest(ic, ic->dest_devt);
+		if (r)
+			goto bad;
+	}
+
+	ic->passed = alloc_percpu(u64);
+	if (!ic->passed) {
+		ti->error = "Cannot allocate counters";
+		r = -ENOMEM;
+		goto bad;
+	}
+
+	ti->num_flush_bios = 1;
+	ti->num_discard_bios = 1;
+	ti->num_secure_erase_bios = 1;
+	ti->num_write_zeroes_bios = 1;
+	ti->per_io_data_size = sizeof(struct bio);
+	return 0;
+
+bad:
+	if (ic->orig_file)
+		fput(ic->orig_file);
+	kfree(ic);
+	ti->private = NULL;
+	return r;
+}
+
+static void interpose_dtr(struct dm_target *ti)
+{
+	struct interpose_c *ic = ti->private;
+
+	/* Still the owner: the table was replaced by one of another type. */
+	mutex_lock(&interpose_mutex);
+	if (ic->ip)
+		interposer_destroy(ic->ip);
+	mutex_unlock(&interpose_mutex);
+	free_percpu(ic->passed);
+	fput(ic->orig_file);
+	kfree(ic);
+}
+
+/*
+ * Suspending the device that owns a redirect freezes the original's
+ * filesystem while its I/O still flows, like DM does for a filesystem on
+ * the device itself; a detach or hand-over in the next preresume then
+ * happens with the filesystem quiet.
+ */
+static void interpose_presuspend(struct dm_target *ti)
+{
+	struct interpose_c *ic = ti->private;
+	struct interposer *ip;
+
+	if (dm_noflush_suspending(ti))
+		return;
+	mutex_lock(&interpose_mutex);
+	ip = ic->ip;
+	if (ip)
+		kref_get(&ip->kref);
+	mutex_unlock(&interpose_mutex);
+	if (!ip)
+		return;
+	if (!bdev_freeze(ip->orig)) {
+		spin_lock(&ip->lock);
+		ip->suspend_freezes++;
+		spin_unlock(&ip->lock);
+	} else {
+		DMWARN("%s: cannot freeze %pg", dm_device_name(ic->md), ip->orig);
+	}
+	interposer_put(ip);
+}
+
+static void interpose_presuspend_undo(struct dm_target *ti)
+{
+	struct interpose_c *ic = ti->private;
+
+	mutex_lock(&interpose_mutex);
+	if (ic->ip)
+		interposer_thaw_later(ic->ip,
+				      interposer_take_suspend_freezes(ic->ip));
+	mutex_unlock(&interpose_mutex);
+}
+
+/*
+ * Make the redirect what this table asks for: attach, detach, hand the
+ * redirect over from the previous table of this device or from another
+ * device when the destination stays the same, or change the destination.
+ */
+static int interpose_preresume(struct dm_target *ti)
+{
+	struct interpose_c *ic = ti->private;
+	dev_t want = ic_wanted_dest(ic);
+	struct interposer *ip;
+	int r = 0;
+
+	mutex_lock(&interpose_mutex);
+	ip = interposer_find(ic->orig);
+	if (!ip) {
+		if (want) {
+			r = interpose_check_stacked(ic, want);
+			if (!r)
+				r = interposer_create(ic, want);
+		}
+		goto out;
+	}
+	if (ip->owner == ic)
+		goto thaw;
+
+	if (ip->owner->md == ic->md) {
+		/* A new table of the device that holds the redirect. */
+		if (!want) {
+			interposer_destroy(ip);
+			goto out;
+		}
+		if (want != ip->dest->bd_dev) {
+			r = interpose_check_stacked(ic, want);
+			if (!r)
+				r = interposer_switch_dest(ip, want);
+			if (r)
+				goto out;
+		}
+		interposer_set_owner(ip, ic);
+		goto thaw;
+	}
+
+	/* Another device holds it: take over if the destination is ours. */
+	if (want != ip->dest->bd_dev) {
+		DMERR("%s: %pg is already interposed by %s",
+		      dm_device_name(ic->md), ic->orig,
+		      dm_device_name(ip->owner->md));
+		r = -EBUSY;
+		goto out;
+	}
+	r = interpose_check_stacked(ic, want);
+	if (r)
+		goto out;
+	DMINFO("%s: takes over the redirect of %pg from %s",
+	       dm_device_name(ic->md), ic->orig, dm_device_name(ip->owner->md));
+	interposer_set_owner(ip, ic);
+thaw:
+	interposer_thaw_later(ip, interposer_take_suspend_freezes(ip));
+out:
+	mutex_unlock(&interpose_mutex);
+	return r;
+}
+
+static void interpose_status(struct dm_target *ti, status_type_t type,
+			     unsigned int status_flags, char *result,
+			     unsigned int maxlen)
+{
+	struct interpose_c *ic = ti->private;
+	static const char * const modes[] = {
+		[IC_PASSTHROUGH] = "passthrough",
+		[IC_ATTACH] = "attach",
+		[IC_ATTACH_TO] = "attach_to",
+	};
+	unsigned int sz = 0, nr;
+	u64 redirected = 0;
+	dev_t dest = 0;
+
+	switch (type) {
+	case STATUSTYPE_INFO:
+		mutex_lock(&interpose_mutex);
+		if (ic->ip) {
+			dest = ic->ip->dest->bd_dev;
+			redirected = percpu_sum(ic->ip->redirected);
+		}
+		mutex_unlock(&interpose_mutex);
+		DMEMIT("%s %llu %s ", ic->orig_dev.name, ic->orig->bd_disk->diskseq,
+		       dest ? "attached" : (ic->mode == IC_PASSTHROUGH ?
+					    "passthrough" : "standby"));
+		if (dest)
+			DMEMIT("%u:%u", MAJOR(dest), MINOR(dest));
+		else
+			DMEMIT("-");
+		DMEMIT(" %llu %llu %s", redirected, percpu_sum(ic->passed),
+		       interpose_hook_name);
+		break;
+
+	case STATUSTYPE_TABLE:
+		nr = (ic->mode == IC_ATTACH) + 2 * (ic->mode == IC_ATTACH_TO) +
+		     2 * ic->has_diskseq;
+		DMEMIT("%s", ic->orig_dev.name);
+		if (nr)
+			DMEMIT(" %u", nr);
+		if (ic->mode == IC_ATTACH)
+			DMEMIT(" attach");
+		else if (ic->mode == IC_ATTACH_TO)
+			DMEMIT(" attach_to %u:%u", MAJOR(ic->dest_devt),
+			       MINOR(ic->dest_devt));
+		if (ic->has_diskseq)
+			DMEMIT(" diskseq %llu", ic->diskseq);
+		break;
+
+	case STATUSTYPE_IMA:
+		DMEMIT_TARGET_NAME_VERSION(ti->type);
+		DMEMIT(",orig_dev=%s,mode=%s,diskseq=%llu;", ic->orig_dev.name,
+		       modes[ic->mode], ic->orig->bd_disk->diskseq);
+		break;
+	}
+}
+
+static int interpose_prepare_ioctl(struct dm_target *ti,
+				   struct block_device **bdev)
+{
+	struct interpose_c *ic = ti->private;
+
+	*bdev = ic->orig;
+	return 0;
+}
+
+static int interpose_iterate_devices(struct dm_target *ti,
+				     iterate_devices_callout_fn fn, void *data)
+{
+	struct interpose_c *ic = ti->private;
+
+	return fn(ti, &ic->orig_dev, 0, ti->len, data);
+}
+
+static struct target_type interpose_target = {
+	.name = "interpose",
+	.version = {1, 0, 0},
+	.features = DM_TARGET_SINGLETON | DM_TARGET_NOWAIT |
+		    DM_TARGET_PASSES_INTEGRITY | DM_TARGET_PASSES_CRYPTO,
+	.module = THIS_MODULE,
+	.ctr = interpose_ctr,
+	.dtr = interpose_dtr,
+	.map = interpose_map,
+	.presuspend = interpose_presuspend,
+	.presuspend_undo = interpose_presuspend_undo,
+	.preresume = interpose_preresume,
+	.status = interpose_status,
+	.prepare_ioctl = interpose_prepare_ioctl,
+	.iterate_devices = interpose_iterate_devices,
+};
+
+static int __init dm_interpose_init(void)
+{
+	int r;
+
+	interpose_wq = alloc_workqueue("dm-interpose", WQ_MEM_RECLAIM, 0);
+	if (!interpose_wq)
+		return -ENOMEM;
+	r = interpose_hook_init();
+	if (r)
+		goto bad_wq;
+	r = dm_register_target(&interpose_target);
+	if (r)
+		goto bad_hook;
+	return 0;
+
+bad_hook:
+	interpose_hook_exit();
+bad_wq:
+	destroy_workqueue(interpose_wq);
+	return r;
+}
+
+static void __exit dm_interpose_exit(void)
+{
+	dm_unregister_target(&interpose_target);
+	interpose_hook_exit();
+	destroy_workqueue(interpose_wq);
+	rcu_barrier();
+}
+
+module_init(dm_interpose_init);
+module_exit(dm_interpose_exit);
+
+MODULE_DESCRIPTION(DM_NAME " target taking over the I/O of a block device in use");
+MODULE_AUTHOR("dm-interpose developers");
+MODULE_LICENSE("GPL");
