@@ -268,6 +268,69 @@ static bool interpose_holds(struct gendisk *upper, struct block_device *lower)
 	return kn;
 }
 
+#define INTERPOSE_MAX_DEPTH 8
+
+struct stack_walk {
+	struct gendisk *upper;
+	struct block_device *lower;
+	const struct device_type *disk_type;
+	int depth;
+};
+
+static int interpose_walk_holder(struct device *dev, void *data);
+
+/* Is @w->upper stacked on @w->lower, through up to @w->depth devices? */
+static bool interpose_stacked(struct stack_walk *w)
+{
+	if (interpose_holds(w->upper, w->lower))
+		return true;
+	if (!w->depth)
+		return false;
+	return class_for_each_device(disk_to_dev(w->upper)->class, NULL, w,
+				     interpose_walk_holder) > 0;
+}
+
+/* For each disk holding @w->lower: is @w->upper stacked on it? */
+static int interpose_walk_holder(struct device *dev, void *data)
+{
+	struct stack_walk *w = data, up;
+	struct gendisk *disk;
+
+	if (dev->type != w->disk_type)
+		return 0;
+	disk = dev_to_disk(dev);
+	if (disk == w->upper || !interpose_holds(disk, w->lower))
+		return 0;
+	up = *w;
+	up.lower = disk->part0;
+	up.depth--;
+	return interpose_stacked(&up);
+}
+
+/**
+ * interpose_stacked_on - is @upper stacked on @lower?
+ * @upper: a disk
+ * @lower: a block device
+ *
+ * Follows the holder links that DM (and MD) make from each device of a
+ * loaded table to the device that holds it, through up to
+ * INTERPOSE_MAX_DEPTH devices in between.
+ *
+ * Return: true if @lower is a slave of @upper, directly or not.
+ */
+static bool interpose_stacked_on(struct gendisk *upper,
+				 struct block_device *lower)
+{
+	struct stack_walk w = {
+		.upper = upper,
+		.lower = lower,
+		.disk_type = disk_to_dev(upper)->type,
+		.depth = INTERPOSE_MAX_DEPTH,
+	};
+
+	return interpose_stacked(&w);
+}
+
 /* Checks of an attach_to destination that do not depend on timing. */
 static int interpose_check_dest(struct interpose_c *ic, dev_t devt)
 {
@@ -299,7 +362,7 @@ static int interpose_check_dest(struct interpose_c *ic, dev_t devt)
 	return 0;
 }
 
-/* The destination must be stacked directly on this device. */
+/* The destination must be stacked on this device. */
 static int interpose_check_stacked(struct interpose_c *ic, dev_t devt)
 {
 	struct mapped_device *dest_md;
@@ -312,7 +375,7 @@ static int interpose_check_stacked(struct interpose_c *ic, dev_t devt)
 		DMERR("attach_to %u:%u is gone", MAJOR(devt), MINOR(devt));
 		return -ENODEV;
 	}
-	held = interpose_holds(dm_disk(dest_md), dm_disk(ic->md)->part0);
+	held = interpose_stacked_on(dm_disk(dest_md), dm_disk(ic->md)->part0);
 	dm_put(dest_md);
 	if (!held) {
 		DMERR("%s: attach_to %u:%u is not stacked on this device (no table of it uses %s)",
@@ -516,6 +579,11 @@ static int interpose_parse_features(struct interpose_c *ic,
 
 	if (!as->argc)
 		return 0;
+	/* dm_read_arg_group() parses with sscanf(), which wraps on overflow. */
+	if (kstrtouint(as->argv[0], 10, &argc)) {
+		ti->error = _args[0].error;
+		return -EINVAL;
+	}
 	r = dm_read_arg_group(_args, as, &argc, &ti->error);
 	if (r)
 		return r;
@@ -581,6 +649,11 @@ static int interpose_check_orig(struct interpose_c *ic)
 	struct interposer *ip;
 	int r = 0;
 
+	if (!bdev_nr_sectors(orig)) {
+		DMERR("%pg has no media (0 sectors)", orig);
+		ti->error = "Original device is empty";
+		return -ENXIO;
+	}
 	if (bdev_is_zoned(orig)) {
 		ti->error = "Zoned devices are not supported";
 		return -EINVAL;
@@ -602,7 +675,7 @@ static int interpose_check_orig(struct interpose_c *ic)
 		ti->error = "Cannot interpose a device onto itself";
 		return -EINVAL;
 	}
-	if (interpose_holds(orig->bd_disk, dm_disk(ic->md)->part0)) {
+	if (interpose_stacked_on(orig->bd_disk, dm_disk(ic->md)->part0)) {
 		DMERR("%pg is stacked on %s", orig, dm_device_name(ic->md));
 		ti->error = "Interposing would create a cycle";
 		return -EINVAL;

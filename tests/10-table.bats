@@ -1,0 +1,165 @@
+#!/usr/bin/env bats
+# Table syntax, status and table output, and every refusal with its message.
+
+load lib
+
+setup() {
+	dmi_require_guest
+	LOOP=$(new_loop 64)
+	SZ=$(sectors "$LOOP")
+}
+
+teardown() {
+	dmi_cleanup
+}
+
+@test "pass-through: status fields and table round trip" {
+	lower_create low "$LOOP"
+	read -r orig seq state dest red _ hook <<<"$(dmsetup status low | cut -d' ' -f4-)"
+	[[ $orig == "$(devno "$LOOP")" ]]
+	[[ $seq == "$(diskseq_of "$LOOP")" ]]
+	[[ $state == passthrough && $dest == - && $red == 0 && $hook == ftrace ]]
+	[[ $(dmsetup table low) == "0 $SZ interpose $(devno "$LOOP")" ]]
+	# I/O through the lower device lands on the original, counted as passed.
+	head -c 1M /dev/urandom >"$BATS_TEST_TMPDIR/d"
+	dd if="$BATS_TEST_TMPDIR/d" of=/dev/mapper/low bs=64k seek=3 oflag=direct status=none
+	cmp <(dd if="$LOOP" bs=64k skip=3 count=16 iflag=direct status=none) "$BATS_TEST_TMPDIR/d"
+	(($(passed low) >= 16))
+	# The table line reloads as printed.
+	dmsetup reload low --table "$(dmsetup table low)"
+	dmsetup resume low
+}
+
+@test "attach and attach_to tables print as given and reload" {
+	lower_create low "$LOOP" attach diskseq "$(diskseq_of "$LOOP")"
+	[[ $(dmsetup table low) == "0 $SZ interpose $(devno "$LOOP") 3 attach diskseq $(diskseq_of "$LOOP")" ]]
+	[[ $(status_field low 3) == attached ]]
+	[[ $(status_field low 4) == "$(devno /dev/mapper/low)" ]]
+	lower_reload low "$LOOP"
+	dmsetup create up --table "0 $SZ linear /dev/mapper/low 0"
+	lower_reload low "$LOOP" attach_to /dev/mapper/up
+	[[ $(dmsetup table low) == "0 $SZ interpose $(devno "$LOOP") 2 attach_to $(devno /dev/mapper/up)" ]]
+	[[ $(status_field low 4) == "$(devno /dev/mapper/up)" ]]
+	dmsetup reload low --table "$(dmsetup table low)"
+	dmsetup resume low
+	[[ $(status_field low 3) == attached ]]
+}
+
+@test "refused: missing, non-block and unopenable original device" {
+	expect_refused "Cannot find original device" dmsetup create bad --table "0 $SZ interpose /dev/does-not-exist"
+	expect_refused "Cannot find original device" dmsetup create bad --table "0 $SZ interpose /etc/passwd"
+	expect_refused "Original device is empty" dmsetup create bad --table "0 $SZ interpose 7:250"
+	expect_refused "Cannot open original device" dmsetup create bad --table "0 $SZ interpose 240:7"
+	expect_refused "Missing original device" dmsetup create bad --table "0 $SZ interpose"
+	fails dmsetup info bad
+}
+
+@test "refused: table does not cover the whole device" {
+	expect_refused "Table must cover the whole original device" dmsetup create bad --table "0 $((SZ - 8)) interpose $LOOP"
+	expect_refused "Table must cover the whole original device" dmsetup create bad --table "0 $((SZ + 8)) interpose $LOOP"
+	expect_refused "must appear alone|Table must cover" dmsetup create bad --table "0 8 zero
+8 $SZ interpose $LOOP"
+	expect_refused "must appear alone" dmsetup create bad --table "0 $SZ interpose $LOOP
+$SZ 8 zero"
+}
+
+@test "refused: diskseq mismatch; accepted when it matches" {
+	local seq
+	seq=$(diskseq_of "$LOOP")
+	expect_refused "Disk sequence number mismatch" dmsetup create bad --table "0 $SZ interpose $LOOP 2 diskseq $((seq + 1))"
+	dmesg_since | grep -q "has diskseq $seq, the table expects $((seq + 1))"
+	expect_refused "Invalid diskseq" dmsetup create bad --table "0 $SZ interpose $LOOP 2 diskseq nope"
+	expect_refused "Invalid diskseq" dmsetup create bad --table "0 $SZ interpose $LOOP 2 diskseq 0"
+	expect_refused "Invalid diskseq" dmsetup create bad --table "0 $SZ interpose $LOOP 2 diskseq 99999999999999999999999"
+	lower_create ok "$LOOP" diskseq "$seq"
+	# A device replaced under the same name gets a new diskseq and is refused.
+	local file
+	file=$(losetup -nO BACK-FILE "$LOOP")
+	dmsetup remove ok
+	losetup -d "$LOOP"
+	losetup "$LOOP" "$file"
+	expect_refused "Disk sequence number mismatch" dmsetup create bad --table "0 $SZ interpose $LOOP 2 diskseq $seq"
+}
+
+@test "refused: bad feature arguments" {
+	expect_refused "Unrecognised feature argument" dmsetup create bad --table "0 $SZ interpose $LOOP 1 bogus"
+	expect_refused "attach_to needs a device" dmsetup create bad --table "0 $SZ interpose $LOOP 1 attach_to"
+	expect_refused "Insufficient|Invalid number of feature" dmsetup create bad --table "0 $SZ interpose $LOOP 3 attach"
+	expect_refused "Invalid number of feature" dmsetup create bad --table "0 $SZ interpose $LOOP -1 attach"
+	expect_refused "Invalid number of feature" dmsetup create bad --table "0 $SZ interpose $LOOP 4294967297 attach"
+	expect_refused "Duplicate or conflicting attach" dmsetup create bad --table "0 $SZ interpose $LOOP 2 attach attach"
+	expect_refused "Duplicate diskseq" dmsetup create bad --table "0 $SZ interpose $LOOP 4 diskseq 1 diskseq 1"
+	expect_refused "Too many arguments" dmsetup create bad --table "0 $SZ interpose $LOOP 1 attach extra"
+	expect_refused "Cannot find attach_to device" dmsetup create bad --table "0 $SZ interpose $LOOP 2 attach_to /nonexistent"
+}
+
+@test "refused: a device that already has an interposer" {
+	lower_create one "$LOOP" attach
+	expect_refused "Device already has an interposer" dmsetup create two --table "0 $SZ interpose $LOOP 1 attach"
+	expect_refused "Device already has an interposer" dmsetup create two --table "0 $SZ interpose $LOOP"
+	[[ $(status_field one 3) == attached ]]
+}
+
+@test "refused: attach_to a device that is not DM, of another size, or not stacked" {
+	local other
+	other=$(new_loop 64)
+	lower_create low "$LOOP"
+	expect_refused "attach_to device is not a device-mapper device" dmsetup reload low --table "0 $SZ interpose $LOOP 2 attach_to $other"
+	dmsetup create small --table "0 $((SZ - 8)) linear /dev/mapper/low 0"
+	expect_refused "attach_to device size differs" dmsetup reload low --table "0 $SZ interpose $LOOP 2 attach_to /dev/mapper/small"
+	# Right size, but built on another device: refused when the redirect
+	# would start (resume), and the device is left without a redirect.
+	dmsetup create elsewhere --table "0 $SZ linear $other 0"
+	dmsetup reload low --table "0 $SZ interpose $LOOP 2 attach_to /dev/mapper/elsewhere"
+	dmesg_mark
+	fails dmsetup resume low
+	dmesg_since | grep -q "is not stacked on this device"
+	[[ $(status_field low 3) != attached ]]
+	lower_reload low "$LOOP"
+	[[ $(status_field low 3) == passthrough ]]
+}
+
+@test "refused: interposing a device onto itself or into a cycle" {
+	dmsetup create self --table "0 $SZ linear $LOOP 0"
+	expect_refused "Cannot interpose a device onto itself" dmsetup reload self --table "0 $SZ interpose /dev/mapper/self"
+	expect_refused "Cannot redirect a device to itself" dmsetup create bad --table "0 $SZ interpose $LOOP 2 attach_to $LOOP"
+	# x <- y (y is stacked on x): x may not interpose y.
+	dmsetup create y --table "0 $SZ linear /dev/mapper/self 0"
+	expect_refused "Interposing would create a cycle" dmsetup reload self --table "0 $SZ interpose /dev/mapper/y"
+	# The destination of a redirect cannot itself be interposed.
+	lower_create low "$LOOP"
+	dmsetup create up --table "0 $SZ linear /dev/mapper/low 0"
+	lower_reload low "$LOOP" attach_to /dev/mapper/up
+	expect_refused "redirect destination of an interposer" dmsetup create bad --table "0 $SZ interpose /dev/mapper/up"
+}
+
+@test "refused: zoned device" {
+	modprobe null_blk nr_devices=1 zoned=1 gb=1 zone_size=64 memory_backed=1
+	udevadm settle
+	expect_refused "Zoned devices are not supported" dmsetup create bad --table "0 $(sectors /dev/nullb0) interpose /dev/nullb0"
+	rmmod null_blk
+}
+
+@test "while attached: lower, destination and module cannot go away" {
+	lower_create low "$LOOP"
+	dmsetup create up --table "0 $SZ linear /dev/mapper/low 0"
+	lower_reload low "$LOOP" attach_to /dev/mapper/up
+	fails dmsetup remove up
+	fails dmsetup remove low
+	fails rmmod dm_interpose
+	[[ $(status_field low 3) == attached ]]
+	# The documented tear-down order works and frees the module.
+	lower_reload low "$LOOP"
+	dmsetup remove up
+	dmsetup remove low
+	rmmod dm_interpose
+	insmod "$DMI_MODULE"
+}
+
+@test "attach mode: the device cannot be removed until detached" {
+	lower_create low "$LOOP" attach
+	fails dmsetup remove low
+	[[ $(status_field low 3) == attached ]]
+	lower_reload low "$LOOP"
+	dmsetup remove low
+}

@@ -1,0 +1,172 @@
+#!/usr/bin/env bats
+# DM stacks put live under a mounted filesystem through a lower device and an
+# upper device: linear, era, snapshot-origin + snapshot, flakey, delay.
+
+load lib
+
+setup() {
+	dmi_require_guest
+}
+
+teardown() {
+	kill "${LOAD_PID:-}" 2>/dev/null || true
+	wait "${LOAD_PID:-}" 2>/dev/null || true
+	dmi_cleanup
+}
+
+# A steady write load on a mounted fs: files rewritten in a loop.
+start_load() {
+	local dir=$1/load
+	mkdir -p "$dir"
+	(
+		i=0
+		while :; do
+			dd if=/dev/urandom of="$dir/f$((i % 8))" bs=64k count=4 conv=fsync status=none || exit 1
+			i=$((i + 1))
+		done
+	) &
+	LOAD_PID=$!
+}
+
+stop_load() {
+	kill "$LOAD_PID"
+	wait "$LOAD_PID" 2>/dev/null || true
+	LOAD_PID=
+}
+
+# stack_live FS DEV UPPER_TABLE_AFTER_LOWER: build lower + upper, attach,
+# write, detach, verify.
+stack_live() {
+	local fs=$1 dev=$2 upper=$3 mnt sz
+	sz=$(sectors "$dev")
+	mnt=$(mkfs_mount "$dev" "$fs" stack)
+	write_files "$mnt" pre 4 256
+	start_load "$mnt"
+	lower_create low "$dev"
+	dmsetup create up --table "0 $sz $upper"
+	lower_reload low "$dev" attach_to /dev/mapper/up
+	[[ $(status_field low 3) == attached ]]
+	write_files "$mnt" during 8 256
+	sync
+	(($(redirected low) > 0))
+	stop_load
+	lower_reload low "$dev"
+	dmsetup remove up
+	dmsetup remove low
+	verify_files "$mnt" pre
+	verify_files "$mnt" during
+	umount "$mnt"
+	fsck_clean "$dev" "$fs"
+}
+
+@test "linear stack on a mounted XFS partition" {
+	stack_live xfs "${DMI_PDISK}1" "linear /dev/mapper/low 0"
+}
+
+@test "delay stack: writes to the original device take the delay" {
+	local dev=${DMI_PDISK}2 sz t0 t1 ms
+	sz=$(sectors "$dev")
+	head -c 4k /dev/urandom >"$BATS_TEST_TMPDIR/blk"
+	lower_create low "$dev"
+	dmsetup create up --table "0 $sz delay /dev/mapper/low 0 400"
+	lower_reload low "$dev" attach_to /dev/mapper/up
+	t0=$(date +%s%N)
+	dd if="$BATS_TEST_TMPDIR/blk" of="$dev" bs=4k seek=7 oflag=direct,dsync status=none
+	t1=$(date +%s%N)
+	ms=$(((t1 - t0) / 1000000))
+	echo "write through delay: ${ms} ms" >&2
+	((ms >= 400))
+	lower_reload low "$dev"
+	cmp "$BATS_TEST_TMPDIR/blk" <(dd if="$dev" bs=4k skip=7 count=1 iflag=direct status=none)
+}
+
+@test "flakey stack: reads of the original device fail while it is down, writes land" {
+	local dev=${DMI_PDISK}2 sz
+	sz=$(sectors "$dev")
+	head -c 64k /dev/urandom >"$BATS_TEST_TMPDIR/old"
+	head -c 64k /dev/urandom >"$BATS_TEST_TMPDIR/new"
+	dd if="$BATS_TEST_TMPDIR/old" of="$dev" bs=64k seek=3 oflag=direct status=none
+	lower_create low "$dev"
+	# up 0 s, down 3600 s: always down; error_reads fails reads only.
+	dmsetup create up --table "0 $sz flakey /dev/mapper/low 0 0 3600 1 error_reads"
+	lower_reload low "$dev" attach_to /dev/mapper/up
+	fails dd if="$dev" of=/dev/null bs=64k skip=3 count=1 iflag=direct status=none
+	dd if="$BATS_TEST_TMPDIR/new" of="$dev" bs=64k seek=3 oflag=direct status=none
+	lower_reload low "$dev"
+	cmp "$BATS_TEST_TMPDIR/new" <(dd if="$dev" bs=64k skip=3 count=1 iflag=direct status=none)
+}
+
+@test "era stack: the blocks of a file written after a checkpoint are tracked" {
+	local dev=${DMI_PDISK}1 sz mnt meta era blocks b
+	sz=$(sectors "$dev")
+	mnt=$(mkfs_mount "$dev" ext4 era)
+	meta=$(new_loop 16)
+	lower_create low "$dev"
+	dmsetup create up --table "0 $sz era $meta /dev/mapper/low 128"
+	lower_reload low "$dev" attach_to /dev/mapper/up
+	dmsetup message up 0 checkpoint
+	era=$(dmsetup status up | awk '{ print $6 }')
+	write_files "$mnt" tracked 1 1024
+	sync
+	dmsetup message up 0 take_metadata_snap
+	era_invalidate --metadata-snapshot --written-since "$era" "$meta" >"$BATS_TEST_TMPDIR/written"
+	dmsetup message up 0 drop_metadata_snap
+	# Every 64 KiB era block holding the file must be in the list.
+	blocks=$(filefrag -e -b512 "$mnt/tracked.0" | awk -F'[: .]+' '$2 ~ /^[0-9]+$/ && NF > 6 { for (s = $5; s <= $6; s += 128) print int(s / 128) }' | sort -un)
+	[[ -n $blocks ]]
+	for b in $blocks; do
+		if ! grep -q "block=\"$b\"" "$BATS_TEST_TMPDIR/written" &&
+			! awk -v b="$b" -F'"' '/range/ && b >= $2 && b < $4 { f = 1 } END { exit !f }' "$BATS_TEST_TMPDIR/written"; then
+			cat "$BATS_TEST_TMPDIR/written" >&2
+			die "era block $b of the file is not marked written since era $era"
+		fi
+	done
+	lower_reload low "$dev"
+	verify_files "$mnt" tracked
+	umount "$mnt"
+	fsck_clean "$dev" ext4
+}
+
+# snapshot_live FS DEV: a point-in-time copy of a mounted fs under load.
+snapshot_live() {
+	local fs=$1 dev=$2 sz mnt cow snapmnt opts
+	sz=$(sectors "$dev")
+	mnt=$(mkfs_mount "$dev" "$fs" origin)
+	cow=$(new_loop 256)
+	lower_create low "$dev"
+	dmsetup create origin --table "0 $sz snapshot-origin /dev/mapper/low"
+	lower_reload low "$dev" attach_to /dev/mapper/origin
+	start_load "$mnt"
+	write_files "$mnt" snap 8 256
+	cp "$BATS_TEST_TMPDIR/snap.sums" "$BATS_TEST_TMPDIR/old.sums"
+	# Suspending the origin freezes the filesystem on the original device.
+	dmsetup suspend origin
+	dmsetup create snap --table "0 $sz snapshot /dev/mapper/low $cow P 8"
+	dmsetup resume origin
+	write_files "$mnt" snap 8 256 # overwrite after the snapshot
+	sync
+	stop_load
+	fsck_clean /dev/mapper/snap "$fs"
+	snapmnt=$DMI_MNT/snap
+	mkdir -p "$snapmnt"
+	opts=ro,noload
+	[[ $fs == xfs ]] && opts=ro,nouuid,norecovery
+	mount -o "$opts" /dev/mapper/snap "$snapmnt"
+	(cd "$snapmnt" && sha256sum --quiet -c "$BATS_TEST_TMPDIR/old.sums")
+	umount "$snapmnt"
+	lower_reload low "$dev"
+	dmsetup remove snap
+	dmsetup remove origin
+	dmsetup remove low
+	verify_files "$mnt" snap
+	umount "$mnt"
+	fsck_clean "$dev" "$fs"
+}
+
+@test "snapshot of a mounted ext4 whole disk under write load" {
+	snapshot_live ext4 "$DMI_WDISK"
+}
+
+@test "snapshot of a mounted XFS partition under write load" {
+	snapshot_live xfs "${DMI_PDISK}1"
+}

@@ -1,0 +1,165 @@
+# shellcheck shell=bash
+# Helpers for the bats suites. They run in the guest (scripts/vm-run), as root,
+# and need two virtio disks (vm-run --disk 1G --disk 1G): the first is split
+# into two partitions, the second is used whole.
+
+DMI_TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
+DMI_MODULE=$DMI_TOP/dm-target/dm-interpose.ko
+DMI_MNT=/mnt/dmi
+
+die() {
+	echo "FAILED: $*" >&2
+	return 1
+}
+
+# Run a command that must fail (a plain "! cmd" does not fail a bats test).
+fails() {
+	if "$@"; then
+		die "'$*' succeeded, expected it to fail"
+	fi
+}
+
+# Fail (not skip) when the suite is not running in a prepared guest.
+dmi_require_guest() {
+	[[ ${VM_GUEST:-} == 1 ]] || die "run the suites through scripts/vm-run (make check)"
+	local -a disks
+	read -r -a disks <<<"${VM_DISKS:-}"
+	((${#disks[@]} >= 2)) || die "needs two virtio disks: vm-run --disk 1G --disk 1G"
+	# shellcheck disable=SC2034 # used by the suites
+	DMI_PDISK=${disks[0]}
+	# shellcheck disable=SC2034 # used by the suites
+	DMI_WDISK=${disks[1]}
+	if [[ ! -b ${DMI_PDISK}1 ]]; then
+		printf 'label: gpt\n,512M\n,\n' | sfdisk -q "$DMI_PDISK" >/dev/null
+		udevadm settle
+	fi
+	[[ -b ${DMI_PDISK}1 && -b ${DMI_PDISK}2 ]] || die "cannot partition $DMI_PDISK"
+	lsmod | grep -q '^dm_interpose ' || insmod "$DMI_MODULE"
+	modprobe loop
+	modprobe dm_snapshot
+	modprobe dm_era
+	modprobe dm_flakey
+	modprobe dm_delay
+}
+
+sectors() { blockdev --getsz "$1"; }
+devno() { local d; d=$(realpath "$1"); printf '%d:%d\n' "0x$(stat -c %t "$d")" "0x$(stat -c %T "$d")"; }
+diskseq_of() { cat "/sys/class/block/$(basename "$(realpath "$1")")/../diskseq" 2>/dev/null ||
+	cat "/sys/class/block/$(basename "$(realpath "$1")")/diskseq"; }
+
+# A loop device on a file in the guest's scratch space: new_loop SIZE_MB
+new_loop() {
+	local f
+	f=$(mktemp /var/tmp/dmi-loop.XXXXXX)
+	truncate -s "${1}M" "$f"
+	losetup -f --show "$f"
+}
+
+# dmsetup status field N (1-based, after "<start> <len> <target>")
+status_field() { dmsetup status "$1" | awk -v n="$2" '{ print $(n + 3) }'; }
+redirected() { status_field "$1" 5; }
+passed() { status_field "$1" 6; }
+
+# Make a filesystem on DEV and mount it at $DMI_MNT/NAME: mkfs_mount DEV FS NAME
+mkfs_mount() {
+	local dev=$1 fs=$2 mnt=$DMI_MNT/$3
+	case $fs in
+	ext4) mkfs.ext4 -q -F "$dev" ;;
+	xfs) mkfs.xfs -q -f "$dev" ;;
+	*) die "unknown fs $fs" ;;
+	esac
+	mkdir -p "$mnt"
+	mount "$dev" "$mnt"
+	echo "$mnt"
+}
+
+# Write COUNT files of SIZE_KB random data under DIR and record their sums in
+# DIR/../NAME.sums: write_files DIR PREFIX COUNT SIZE_KB
+write_files() {
+	local dir=$1 prefix=$2 count=$3 kb=$4 i
+	mkdir -p "$dir"
+	for ((i = 0; i < count; i++)); do
+		head -c "$((kb * 1024))" /dev/urandom >"$dir/$prefix.$i"
+	done
+	(cd "$dir" && sha256sum "$prefix".*) >"$BATS_TEST_TMPDIR/$prefix.sums"
+}
+
+# Verify files recorded by write_files, under DIR (possibly another mount).
+verify_files() {
+	local dir=$1 prefix=$2
+	(cd "$dir" && sha256sum --quiet -c "$BATS_TEST_TMPDIR/$prefix.sums")
+}
+
+fsck_clean() {
+	local dev=$1 fs=$2
+	case $fs in
+	ext4) e2fsck -fn "$dev" ;;
+	xfs) xfs_repair -n "$dev" ;;
+	esac
+}
+
+# Create a pass-through lower device: lower_create NAME ORIG [FEATURES...]
+lower_create() {
+	local name=$1 orig=$2
+	shift 2
+	local feat=""
+	(($#)) && feat=" $# $*"
+	dmsetup create "$name" --table "0 $(sectors "$orig") interpose $orig$feat"
+}
+
+# Reload a device with an interpose table and resume it: lower_reload NAME ORIG [FEATURES...]
+lower_reload() {
+	local name=$1 orig=$2
+	shift 2
+	local feat=""
+	(($#)) && feat=" $# $*"
+	dmsetup reload "$name" --table "0 $(sectors "$orig") interpose $orig$feat" &&
+		dmsetup resume "$name"
+}
+
+# Kernel log lines since the mark: dmesg_mark; ...; dmesg_since
+dmesg_mark() { DMI_DMESG_MARK=$(dmesg | wc -l); }
+dmesg_since() { dmesg | tail -n +"$((DMI_DMESG_MARK + 1))"; }
+
+# Expect a dmsetup command to fail with a kernel message matching REGEX:
+# expect_refused REGEX dmsetup ARGS...
+expect_refused() {
+	local re=$1
+	shift
+	dmesg_mark
+	if "$@" 2>"$BATS_TEST_TMPDIR/err"; then
+		die "'$*' succeeded, expected a refusal matching '$re'"
+	fi
+	if ! dmesg_since | grep -Eq -- "$re"; then
+		echo "kernel log:" >&2
+		dmesg_since >&2
+		die "no kernel message matching '$re'"
+	fi
+}
+
+# Tear down everything the tests made: detach every interposer (reload
+# pass-through), remove all DM devices, unmount, free loop devices.
+dmi_cleanup() {
+	local name table orig i
+	for name in $(dmsetup ls --target interpose 2>/dev/null | awk '$1 != "No" { print $1 }'); do
+		table=$(dmsetup table "$name" 2>/dev/null) || continue
+		if [[ $table == *attach* ]]; then
+			read -r _ _ _ orig _ <<<"$table"
+			dmsetup reload "$name" --table "0 $(dmsetup table "$name" | awk '{ print $2 }') interpose $orig" &&
+				dmsetup resume "$name" || true
+		fi
+	done
+	for name in $(dmsetup ls --target interpose 2>/dev/null | awk '$1 != "No" { print $1 }'); do
+		dmsetup resume "$name" 2>/dev/null || true
+	done
+	while read -r name _; do
+		[[ -n $name ]] || continue
+		umount -l "$name" 2>/dev/null || true
+	done < <(awk -v m="$DMI_MNT" 'index($2, m) == 1 { print $2 }' /proc/mounts | sort -r)
+	for i in 1 2 3 4 5; do
+		dmsetup remove_all 2>/dev/null && break
+		sleep 0.2
+	done
+	losetup -D 2>/dev/null || true
+	rm -f /var/tmp/dmi-loop.*
+}
