@@ -129,7 +129,7 @@ stack_live() {
 
 # snapshot_live FS DEV: a point-in-time copy of a mounted fs under load.
 snapshot_live() {
-	local fs=$1 dev=$2 sz mnt cow snapmnt opts
+	local fs=$1 dev=$2 sz mnt cow snapmnt
 	sz=$(sectors "$dev")
 	mnt=$(mkfs_mount "$dev" "$fs" origin)
 	cow=$(new_loop 256)
@@ -139,21 +139,34 @@ snapshot_live() {
 	start_load "$mnt"
 	write_files "$mnt" snap 8 256
 	cp "$BATS_TEST_TMPDIR/snap.sums" "$BATS_TEST_TMPDIR/old.sums"
-	# Suspending the origin freezes the filesystem on the original device.
+	# Suspending the origin freezes the filesystem on the original device:
+	# a file cannot be created until the origin is resumed.
 	dmsetup suspend origin
+	touch "$mnt/probe" &
+	local probe=$!
+	sleep 1
+	[[ ! -e $mnt/probe ]] || die "the filesystem was not frozen by the suspend"
 	dmsetup create snap --table "0 $sz snapshot /dev/mapper/low $cow P 8"
 	dmsetup resume origin
+	wait "$probe"
+	[[ -e $mnt/probe ]]
 	write_files "$mnt" snap 8 256 # overwrite after the snapshot
 	sync
 	stop_load
-	fsck_clean /dev/mapper/snap "$fs"
 	snapmnt=$DMI_MNT/snap
 	mkdir -p "$snapmnt"
-	opts=ro,noload
-	[[ $fs == xfs ]] && opts=ro,nouuid,norecovery
-	mount -o "$opts" /dev/mapper/snap "$snapmnt"
+	if [[ $fs == ext4 ]]; then
+		# A frozen ext4 has its journal checkpointed: clean as it is.
+		fsck_clean /dev/mapper/snap ext4
+		mount -o ro,noload /dev/mapper/snap "$snapmnt"
+	else
+		# A frozen XFS has its log covered, not unmounted: xfs_repair
+		# wants it replayed first, which a mount of the snapshot does.
+		mount -o nouuid /dev/mapper/snap "$snapmnt"
+	fi
 	(cd "$snapmnt" && sha256sum --quiet -c "$BATS_TEST_TMPDIR/old.sums")
 	umount "$snapmnt"
+	fsck_clean /dev/mapper/snap "$fs"
 	lower_reload low "$dev"
 	dmsetup remove snap
 	dmsetup remove origin
