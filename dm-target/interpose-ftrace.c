@@ -107,51 +107,73 @@ static void hook_unregister_fn(struct work_struct *work)
 }
 
 /**
- * interpose_hook_attach - start routing the bios of @ip->orig to @ip->dest
- * @ip: the interposer, with @orig and @dest set
+ * interpose_hook_get - make the hook ready for one more interposer
  *
- * Registers the ftrace callback if this is the first redirect.  Every bio
- * whose submit_bio_noacct() starts after this returns is redirected.
+ * Registers the ftrace callback for the first user.  Called before the
+ * original device is frozen: registration patches kernel text, which takes
+ * a while, and must not lengthen the time the filesystem is frozen.
  *
  * Return: 0 or a negative errno from ftrace.
  */
-int interpose_hook_attach(struct interposer *ip)
+int interpose_hook_get(void)
 {
-	int r;
+	int r = 0;
 
 	mutex_lock(&hook_mutex);
 	if (!hook_registered) {
 		r = register_ftrace_function(&interpose_ftrace_ops);
-		if (r) {
-			mutex_unlock(&hook_mutex);
+		if (r)
 			DMERR("cannot register ftrace callback on submit_bio_noacct: %d",
 			      r);
-			return r;
-		}
-		hook_registered = true;
+		else
+			hook_registered = true;
 	}
-	hook_users++;
+	if (!r)
+		hook_users++;
+	mutex_unlock(&hook_mutex);
+	return r;
+}
+
+/**
+ * interpose_hook_put - drop a reference taken by interpose_hook_get()
+ *
+ * The ftrace callback is unregistered asynchronously when the last user
+ * goes, so that detaching does not wait for an RCU-tasks grace period.
+ */
+void interpose_hook_put(void)
+{
+	mutex_lock(&hook_mutex);
+	if (!--hook_users)
+		schedule_work(&hook_unregister_work);
+	mutex_unlock(&hook_mutex);
+}
+
+/**
+ * interpose_hook_attach - start routing the bios of @ip->orig to @ip->dest
+ * @ip: the interposer, with @orig and @dest set
+ *
+ * Needs a reference from interpose_hook_get().  Every bio whose
+ * submit_bio_noacct() starts after this returns is redirected.
+ */
+void interpose_hook_attach(struct interposer *ip)
+{
+	mutex_lock(&hook_mutex);
 	hash_add_rcu(interpose_hash, &ip->hnode, (unsigned long)ip->orig);
 	mutex_unlock(&hook_mutex);
-	return 0;
 }
 
 /**
  * interpose_hook_detach - stop routing the bios of @ip->orig
  * @ip: an attached interposer
  *
- * On return no redirection of a bio through @ip is in progress.  The ftrace
- * callback is unregistered asynchronously when no redirect is left, so that
- * detaching does not wait for an RCU-tasks grace period.
+ * On return no redirection of a bio through @ip is in progress.
  */
 void interpose_hook_detach(struct interposer *ip)
 {
 	mutex_lock(&hook_mutex);
 	hash_del_rcu(&ip->hnode);
-	if (!--hook_users)
-		schedule_work(&hook_unregister_work);
 	mutex_unlock(&hook_mutex);
-	synchronize_srcu(&interpose_srcu);
+	synchronize_srcu_expedited(&interpose_srcu);
 }
 
 /**
@@ -162,7 +184,7 @@ void interpose_hook_detach(struct interposer *ip)
  */
 void interpose_hook_sync(void)
 {
-	synchronize_srcu(&interpose_srcu);
+	synchronize_srcu_expedited(&interpose_srcu);
 }
 
 int interpose_hook_init(void)

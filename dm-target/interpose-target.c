@@ -420,20 +420,19 @@ static int interposer_create(struct interpose_c *ic, dev_t devt)
 		goto bad_put;
 	}
 	ip->dest = file_bdev(ip->dest_file);
+	r = interpose_hook_get();
+	if (r)
+		goto bad_close;
 
 	r = bdev_freeze(ic->orig);
 	if (r) {
 		DMERR("%s: cannot freeze %pg: %d", dm_device_name(ic->md),
 		      ic->orig, r);
-		goto bad_close;
+		goto bad_hook;
 	}
 	blk_mq_freeze_queue(q);
-	r = interpose_hook_attach(ip);
+	interpose_hook_attach(ip);
 	blk_mq_unfreeze_queue(q);
-	if (r) {
-		bdev_thaw(ic->orig);
-		goto bad_close;
-	}
 	ip->owner = ic;
 	ic->ip = ip;
 	list_add(&ip->list, &interposers);
@@ -443,6 +442,8 @@ static int interposer_create(struct interpose_c *ic, dev_t devt)
 	       dm_device_name(ic->md), ic->orig, ip->dest);
 	return 0;
 
+bad_hook:
+	interpose_hook_put();
 bad_close:
 	bdev_fput(ip->dest_file);
 bad_put:
@@ -457,6 +458,7 @@ static void interposer_destroy(struct interposer *ip)
 
 	lockdep_assert_held(&interpose_mutex);
 	interpose_hook_detach(ip);
+	interpose_hook_put();
 	/* Drain what was submitted straight to the device meanwhile. */
 	blk_mq_freeze_queue(q);
 	blk_mq_unfreeze_queue(q);

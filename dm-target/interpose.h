@@ -54,7 +54,9 @@ struct interposer {
 extern const char *const interpose_hook_name;
 int interpose_hook_init(void);
 void interpose_hook_exit(void);
-int interpose_hook_attach(struct interposer *ip);
+int interpose_hook_get(void);
+void interpose_hook_put(void);
+void interpose_hook_attach(struct interposer *ip);
 void interpose_hook_detach(struct interposer *ip);
 void interpose_hook_sync(void);
 

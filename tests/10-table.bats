@@ -163,3 +163,21 @@ $SZ 8 zero"
 	lower_reload low "$LOOP"
 	dmsetup remove low
 }
+
+@test "remove --force of an attached device detaches it; the mounted fs keeps working" {
+	local mnt
+	mnt=$(mkfs_mount "$LOOP" ext4 force)
+	write_files "$mnt" a 4 256
+	lower_create low "$LOOP" attach
+	write_files "$mnt" b 4 256
+	sync
+	dmsetup remove --force low
+	fails dmsetup info low
+	write_files "$mnt" c 4 256
+	sync
+	verify_files "$mnt" a
+	verify_files "$mnt" b
+	verify_files "$mnt" c
+	umount "$mnt"
+	fsck_clean "$LOOP" ext4
+}
