@@ -8,7 +8,7 @@
  * interpose_submit_bio_noacct(), which points the bio at the redirect
  * destination and submits it again.  The callback is registered only while
  * at least one redirect exists; a device without an interposer then pays one
- * hash lookup per bio.
+ * hash lookup per bio (a partition two, while a whole disk is interposed).
  */
 #include <linux/ftrace.h>
 #include <linux/hashtable.h>
@@ -46,6 +46,21 @@ static struct interposer *hook_lookup(struct block_device *bdev)
 	return NULL;
 }
 
+/* Whole disks with an interposer: their partitions' bios go to it too. */
+static unsigned int hook_whole_disks;
+
+/* The interposer of a bio's device, or of the disk of its partition. */
+static struct interposer *hook_lookup_bio(struct bio *bio)
+{
+	struct block_device *bdev = bio->bi_bdev;
+	struct interposer *ip;
+
+	ip = hook_lookup(bdev);
+	if (!ip && READ_ONCE(hook_whole_disks) && bdev_is_partition(bdev))
+		ip = hook_lookup(bdev_whole(bdev));
+	return ip;
+}
+
 /*
  * Runs instead of submit_bio_noacct() for a bio the callback picked.  The
  * lookup is repeated: the redirect may have gone away in between, and the
@@ -59,7 +74,7 @@ static void notrace interpose_submit_bio_noacct(struct bio *bio)
 
 	idx = srcu_read_lock(&interpose_srcu);
 	rcu_read_lock();
-	ip = hook_lookup(bio->bi_bdev);
+	ip = hook_lookup_bio(bio);
 	rcu_read_unlock();
 	if (ip && interpose_bio_wanted(bio))
 		interpose_redirect(ip, bio);
@@ -80,7 +95,7 @@ static void notrace interpose_ftrace_cb(unsigned long ip, unsigned long parent_i
 	if (bit < 0)
 		return;
 	rcu_read_lock();
-	hit = hook_lookup(bio->bi_bdev) && interpose_bio_wanted(bio);
+	hit = hook_lookup_bio(bio) && interpose_bio_wanted(bio);
 	rcu_read_unlock();
 	if (hit)
 		ftrace_regs_set_instruction_pointer(fregs, redirect_ip);
@@ -158,6 +173,8 @@ void interpose_hook_put(void)
 void interpose_hook_attach(struct interposer *ip)
 {
 	mutex_lock(&hook_mutex);
+	if (!bdev_is_partition(ip->orig))
+		WRITE_ONCE(hook_whole_disks, hook_whole_disks + 1);
 	hash_add_rcu(interpose_hash, &ip->hnode, (unsigned long)ip->orig);
 	mutex_unlock(&hook_mutex);
 }
@@ -172,6 +189,8 @@ void interpose_hook_detach(struct interposer *ip)
 {
 	mutex_lock(&hook_mutex);
 	hash_del_rcu(&ip->hnode);
+	if (!bdev_is_partition(ip->orig))
+		WRITE_ONCE(hook_whole_disks, hook_whole_disks - 1);
 	mutex_unlock(&hook_mutex);
 	synchronize_srcu_expedited(&interpose_srcu);
 }

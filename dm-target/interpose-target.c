@@ -98,6 +98,36 @@ static struct interposer *interposer_find(struct block_device *orig)
 	return NULL;
 }
 
+static bool interposer_of_partition(struct block_device *disk)
+{
+	struct interposer *ip;
+
+	lockdep_assert_held(&interpose_mutex);
+	list_for_each_entry(ip, &interposers, list)
+		if (ip->orig != disk && bdev_whole(ip->orig) == disk)
+			return true;
+	return false;
+}
+
+/*
+ * A whole disk and one of its partitions cannot both be interposed: the
+ * bios of an interposed disk's partitions are redirected to it too.
+ */
+static bool interposer_nested(struct block_device *orig, char **error)
+{
+	if (bdev_is_partition(orig) && interposer_find(bdev_whole(orig))) {
+		DMERR("the disk of %pg, %pg, is interposed", orig, bdev_whole(orig));
+		*error = "The disk of this partition has an interposer";
+		return true;
+	}
+	if (!bdev_is_partition(orig) && interposer_of_partition(orig)) {
+		DMERR("a partition of %pg is interposed", orig);
+		*error = "A partition of this disk has an interposer";
+		return true;
+	}
+	return false;
+}
+
 static bool interposer_is_dest(struct block_device *bdev)
 {
 	struct interposer *ip;
@@ -524,15 +554,24 @@ bool interpose_bio_wanted(struct bio *bio)
 
 /**
  * interpose_redirect - point a bio of an interposed device at the redirect
- * @ip: the interposer of @bio's device
+ * @ip: the interposer of @bio's device, or of the disk of @bio's partition
  * @bio: the bio
  *
- * Called by the hook, which then submits @bio again.
+ * Called by the hook, which then submits @bio again.  A bio of a partition
+ * of an interposed disk is remapped to the disk's sectors, as the block
+ * layer would; one that does not fit the partition is left to fail there.
  */
 void interpose_redirect(struct interposer *ip, struct bio *bio)
 {
 	struct block_device *dest = READ_ONCE(ip->dest);
+	struct block_device *part = bio->bi_bdev;
 
+	if (part != ip->orig) {
+		if (bio_end_sector(bio) > bdev_nr_sectors(part))
+			return;
+		if (bio_sectors(bio))
+			bio->bi_iter.bi_sector += part->bd_start_sect;
+	}
 	bio_set_dev(bio, dest);
 	if ((bio->bi_opf & REQ_NOWAIT) && !bdev_nowait(dest))
 		bio->bi_opf &= ~REQ_NOWAIT;
@@ -688,6 +727,8 @@ static int interpose_check_orig(struct interpose_c *ic)
 	if (interposer_is_dest(orig)) {
 		ti->error = "Device is the redirect destination of an interposer";
 		r = -EINVAL;
+	} else if (interposer_nested(orig, &ti->error)) {
+		r = -EBUSY;
 	} else if (ip && ip->owner->md != ic->md &&
 		   ic_wanted_dest(ic) != ip->dest->bd_dev) {
 		DMERR("%pg is already interposed by %s", orig,
@@ -858,6 +899,10 @@ static int interpose_preresume(struct dm_target *ti)
 	mutex_lock(&interpose_mutex);
 	ip = interposer_find(ic->orig);
 	if (!ip) {
+		if (want && interposer_nested(ic->orig, &ti->error)) {
+			r = -EBUSY;
+			goto out;
+		}
 		if (want) {
 			r = interpose_check_stacked(ic, want);
 			if (!r)

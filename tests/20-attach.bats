@@ -172,3 +172,38 @@ split_bypass() {
 	umount "$mnt"
 	fsck_clean "$dev" ext4
 }
+
+@test "an interposed whole disk takes its partitions' bios too, at the right sectors" {
+	local disk=$DMI_WDISK mnt start2 r0
+	printf 'label: gpt\n,300M\n,\n' | sfdisk -q "$disk"
+	udevadm settle
+	start2=$(cat "/sys/class/block/$(basename "$disk")2/start")
+	mnt=$(mkfs_mount "${disk}1" ext4 wholepart)
+	write_files "$mnt" pre 4 256
+	lower_create low "$disk" attach
+	r0=$(redirected low)
+	write_files "$mnt" during 8 256
+	sync
+	(($(redirected low) > r0 + 8))
+	head -c 1M /dev/urandom >"$BATS_TEST_TMPDIR/p2"
+	dd if="$BATS_TEST_TMPDIR/p2" of="${disk}2" bs=64k seek=3 oflag=direct status=none
+	cmp "$BATS_TEST_TMPDIR/p2" <(dd if="$disk" bs=512 skip=$((start2 + 384)) count=2048 iflag=direct status=none)
+	# A bio past the end of a partition still fails; it does not spill over.
+	fails dd if=/dev/zero of="${disk}1" bs=512 seek="$(sectors "${disk}1")" count=1 oflag=direct status=none
+	expect_refused "The disk of this partition has an interposer" \
+		dmsetup create bad --table "0 $(sectors "${disk}2") interpose ${disk}2 1 attach"
+	lower_reload low "$disk"
+	dmsetup remove low
+	lower_create lowp "${disk}2" attach
+	expect_refused "A partition of this disk has an interposer" \
+		dmsetup create bad --table "0 $(sectors "$disk") interpose $disk 1 attach"
+	lower_reload lowp "${disk}2"
+	verify_files "$mnt" pre
+	verify_files "$mnt" during
+	umount "$mnt"
+	fsck_clean "${disk}1" ext4
+	dmsetup remove lowp
+	wipefs -q -a "$disk"
+	blockdev --rereadpt "$disk"
+	udevadm settle
+}
