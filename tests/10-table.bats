@@ -181,3 +181,28 @@ $SZ 8 zero"
 	umount "$mnt"
 	fsck_clean "$LOOP" ext4
 }
+
+# Is the ftrace hook on submit_bio_noacct registered? Waits up to 10 s for
+# the state asked for (unregistration is asynchronous).
+hook_registered() {
+	local want=$1 i
+	for ((i = 0; i < 50; i++)); do
+		if grep -q '^submit_bio_noacct' /sys/kernel/tracing/enabled_functions; then
+			[[ $want == yes ]] && return 0
+		else
+			[[ $want == no ]] && return 0
+		fi
+		sleep 0.2
+	done
+	die "hook registered: expected $want"
+}
+
+@test "the hook is registered only while a redirect exists" {
+	hook_registered no
+	lower_create low "$LOOP"
+	hook_registered no
+	lower_reload low "$LOOP" attach
+	hook_registered yes
+	lower_reload low "$LOOP"
+	hook_registered no
+}
