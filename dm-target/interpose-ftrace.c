@@ -76,7 +76,7 @@ static void notrace interpose_submit_bio_noacct(struct bio *bio)
 	rcu_read_lock();
 	ip = hook_lookup_bio(bio);
 	rcu_read_unlock();
-	if (ip && interpose_bio_wanted(bio))
+	if (ip && interpose_bio_wanted(ip, bio))
 		interpose_redirect(ip, bio);
 	submit_bio_noacct(bio);
 	srcu_read_unlock(&interpose_srcu, idx);
@@ -88,14 +88,16 @@ static void notrace interpose_ftrace_cb(unsigned long ip, unsigned long parent_i
 {
 	struct bio *bio = (struct bio *)ftrace_regs_get_argument(fregs, 0);
 	unsigned long redirect_ip = (unsigned long)interpose_submit_bio_noacct;
-	bool hit;
+	struct interposer *hit;
 	int bit;
 
 	bit = ftrace_test_recursion_trylock(ip, parent_ip);
 	if (bit < 0)
 		return;
 	rcu_read_lock();
-	hit = hook_lookup_bio(bio) && interpose_bio_wanted(bio);
+	hit = hook_lookup_bio(bio);
+	if (hit && !interpose_bio_wanted(hit, bio))
+		hit = NULL;
 	rcu_read_unlock();
 	if (hit)
 		ftrace_regs_set_instruction_pointer(fregs, redirect_ip);

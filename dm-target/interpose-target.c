@@ -537,19 +537,25 @@ static void interpose_clone_endio(struct bio *clone)
 
 /**
  * interpose_bio_wanted - may this bio be redirected?
+ * @ip: the interposer of @bio's device, or of the disk of @bio's partition
  * @bio: a bio submitted to an interposed device
  *
  * Our own bios to the original device bypass the interposer, including what
  * the block layer resubmits of them after a split (the remainder keeps its
  * end_io).  A bio already remapped to the whole disk (BIO_REMAPPED) holds a
- * disk sector, not a partition sector, and is past the interposer.
+ * disk sector, not a partition sector, and is past the interposer.  A bio
+ * of a partition of an interposed disk that does not fit the partition is
+ * left to the block layer, which fails it.
  *
  * Return: true if the bio is to be redirected.
  */
-bool interpose_bio_wanted(struct bio *bio)
+bool interpose_bio_wanted(struct interposer *ip, struct bio *bio)
 {
-	return bio->bi_end_io != interpose_clone_endio &&
-	       !bio_flagged(bio, BIO_REMAPPED);
+	if (bio->bi_end_io == interpose_clone_endio ||
+	    bio_flagged(bio, BIO_REMAPPED))
+		return false;
+	return bio->bi_bdev == ip->orig ||
+	       bio_end_sector(bio) <= bdev_nr_sectors(bio->bi_bdev);
 }
 
 /**
@@ -557,21 +563,17 @@ bool interpose_bio_wanted(struct bio *bio)
  * @ip: the interposer of @bio's device, or of the disk of @bio's partition
  * @bio: the bio
  *
- * Called by the hook, which then submits @bio again.  A bio of a partition
- * of an interposed disk is remapped to the disk's sectors, as the block
- * layer would; one that does not fit the partition is left to fail there.
+ * Called by the hook for a bio interpose_bio_wanted() accepted; the hook
+ * then submits @bio again.  A bio of a partition of an interposed disk is
+ * remapped to the disk's sectors, as the block layer would.
  */
 void interpose_redirect(struct interposer *ip, struct bio *bio)
 {
 	struct block_device *dest = READ_ONCE(ip->dest);
 	struct block_device *part = bio->bi_bdev;
 
-	if (part != ip->orig) {
-		if (bio_end_sector(bio) > bdev_nr_sectors(part))
-			return;
-		if (bio_sectors(bio))
-			bio->bi_iter.bi_sector += part->bd_start_sect;
-	}
+	if (part != ip->orig && bio_sectors(bio))
+		bio->bi_iter.bi_sector += part->bd_start_sect;
 	bio_set_dev(bio, dest);
 	if ((bio->bi_opf & REQ_NOWAIT) && !bdev_nowait(dest))
 		bio->bi_opf &= ~REQ_NOWAIT;

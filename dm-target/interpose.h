@@ -61,7 +61,7 @@ void interpose_hook_detach(struct interposer *ip);
 void interpose_hook_sync(void);
 
 /* Provided by the target, called by the hook backend. */
-bool interpose_bio_wanted(struct bio *bio);
+bool interpose_bio_wanted(struct interposer *ip, struct bio *bio);
 void interpose_redirect(struct interposer *ip, struct bio *bio);
 
 #endif /* DM_INTERPOSE_H */

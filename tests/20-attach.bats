@@ -188,7 +188,8 @@ split_bypass() {
 	head -c 1M /dev/urandom >"$BATS_TEST_TMPDIR/p2"
 	dd if="$BATS_TEST_TMPDIR/p2" of="${disk}2" bs=64k seek=3 oflag=direct status=none
 	cmp "$BATS_TEST_TMPDIR/p2" <(dd if="$disk" bs=512 skip=$((start2 + 384)) count=2048 iflag=direct status=none)
-	# A bio past the end of a partition still fails; it does not spill over.
+	# A write past the end of a partition still fails (the block device
+	# file refuses it before any bio; a bio past the end is not redirected).
 	fails dd if=/dev/zero of="${disk}1" bs=512 seek="$(sectors "${disk}1")" count=1 oflag=direct status=none
 	expect_refused "The disk of this partition has an interposer" \
 		dmsetup create bad --table "0 $(sectors "${disk}2") interpose ${disk}2 1 attach"
