@@ -1,9 +1,14 @@
 # dm-interpose: top-level entry points. Every kernel test runs in a QEMU guest
-# booting the pinned Debian kernel (scripts/vm-run).
+# (scripts/vm-run) booting the pinned Debian kernel (ftrace hook) or, for the
+# native lane, that kernel's source with our patch series (native hook).
 #
 #   make setup     install the pinned kernel, headers and tools (Debian packages)
 #   make module    build dm-target/dm-interpose.ko against the pinned headers
 #   make check     lint, build, run every bats suite in a guest: "N passed, N failed"
+#   make kernel    apply kernel-patches/series to the pinned source, merge
+#                  Kconfig.frag, build the kernel and the module against it
+#   make check-native  the same suites in a guest booting that kernel (native
+#                  hook, lockdep/KASAN/kmemleak on; any report fails the run)
 #   make demo      a mounted ext4 under load gets an era + snapshot stack live
 #   make bench     fio side by side: raw, linear, attach, attach_to, other device;
 #                  attach/detach latency (build/bench/results.tsv, ratios.png)
@@ -14,7 +19,7 @@ VM_DISKS   := --disk 1G --disk 1G
 VM_OPTS    ?= --mem 3072 --timeout 3600
 SUITES     ?=
 
-.PHONY: all setup module check demo bench lint clean
+.PHONY: all setup module check kernel check-native demo bench lint clean
 
 all: module
 
@@ -26,6 +31,12 @@ module: setup
 
 check: lint module
 	scripts/vm-run $(VM_DISKS) $(VM_OPTS) -- tests/run $(SUITES)
+
+kernel: setup
+	scripts/build-kernel
+
+check-native: lint kernel
+	scripts/vm-run --kernel native $(VM_DISKS) $(VM_OPTS) -- tests/run $(SUITES)
 
 demo: module
 	scripts/vm-run --disk 1G --timeout 1200 -- scripts/demo

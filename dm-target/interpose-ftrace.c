@@ -10,6 +10,7 @@
  * at least one redirect exists; a device without an interposer then pays one
  * hash lookup per bio (a partition two, while a whole disk is interposed).
  */
+#include <linux/blk-mq.h>
 #include <linux/ftrace.h>
 #include <linux/hashtable.h>
 #include <linux/module.h>
@@ -22,8 +23,6 @@
 
 #define DM_MSG_PREFIX "interpose"
 #define INTERPOSE_HASH_BITS 6
-
-const char *const interpose_hook_name = "ftrace";
 
 static DEFINE_HASHTABLE(interpose_hash, INTERPOSE_HASH_BITS);
 /* Serialises hash updates and (un)registration of the ftrace callback. */
@@ -169,41 +168,56 @@ void interpose_hook_put(void)
  * interpose_hook_attach - start routing the bios of @ip->orig to @ip->dest
  * @ip: the interposer, with @orig and @dest set
  *
- * Needs a reference from interpose_hook_get().  Every bio whose
- * submit_bio_noacct() starts after this returns is redirected.
+ * Needs a reference from interpose_hook_get().  The queue of @ip->orig is
+ * frozen meanwhile, so bios already on their way to its driver get there
+ * first; a bio whose submit_bio_noacct() starts after this returns is
+ * redirected.
+ *
+ * Return: 0.
  */
-void interpose_hook_attach(struct interposer *ip)
+int interpose_hook_attach(struct interposer *ip)
 {
+	struct request_queue *q = bdev_get_queue(ip->orig);
+
+	blk_mq_freeze_queue(q);
 	mutex_lock(&hook_mutex);
 	if (!bdev_is_partition(ip->orig))
 		WRITE_ONCE(hook_whole_disks, hook_whole_disks + 1);
 	hash_add_rcu(interpose_hash, &ip->hnode, (unsigned long)ip->orig);
 	mutex_unlock(&hook_mutex);
+	blk_mq_unfreeze_queue(q);
+	return 0;
 }
 
 /**
  * interpose_hook_detach - stop routing the bios of @ip->orig
  * @ip: an attached interposer
  *
- * On return no redirection of a bio through @ip is in progress.
+ * On return no redirection of a bio through @ip is in progress, and what
+ * was submitted straight to @ip->orig meanwhile has completed.
  */
 void interpose_hook_detach(struct interposer *ip)
 {
+	struct request_queue *q = bdev_get_queue(ip->orig);
+
 	mutex_lock(&hook_mutex);
 	hash_del_rcu(&ip->hnode);
 	if (!bdev_is_partition(ip->orig))
 		WRITE_ONCE(hook_whole_disks, hook_whole_disks - 1);
 	mutex_unlock(&hook_mutex);
 	synchronize_srcu_expedited(&interpose_srcu);
+	blk_mq_freeze_queue(q);
+	blk_mq_unfreeze_queue(q);
 }
 
 /**
  * interpose_hook_sync - wait for redirections in progress
+ * @ip: an attached interposer
  *
- * After a change of an interposer's destination, waits until no bio is
- * being redirected to the previous one.
+ * After a change of @ip's destination, waits until no bio is being
+ * redirected to the previous one.
  */
-void interpose_hook_sync(void)
+void interpose_hook_sync(struct interposer *ip)
 {
 	synchronize_srcu_expedited(&interpose_srcu);
 }
@@ -229,4 +243,3 @@ void interpose_hook_exit(void)
 	synchronize_srcu(&interpose_srcu);
 	synchronize_rcu_tasks();
 }
-MODULE_INFO(interpose_hook, "ftrace");

@@ -419,7 +419,6 @@ static int interpose_check_stacked(struct interpose_c *ic, dev_t devt)
 /* Redirect the original device of @ic to @devt; fs frozen, queue drained. */
 static int interposer_create(struct interpose_c *ic, dev_t devt)
 {
-	struct request_queue *q = bdev_get_queue(ic->orig);
 	struct interposer *ip;
 	int r;
 
@@ -460,9 +459,13 @@ static int interposer_create(struct interpose_c *ic, dev_t devt)
 		      ic->orig, r);
 		goto bad_hook;
 	}
-	blk_mq_freeze_queue(q);
-	interpose_hook_attach(ip);
-	blk_mq_unfreeze_queue(q);
+	r = interpose_hook_attach(ip);
+	if (r) {
+		DMERR("%s: cannot attach to %pg: %d", dm_device_name(ic->md),
+		      ic->orig, r);
+		bdev_thaw(ic->orig);
+		goto bad_hook;
+	}
 	ip->owner = ic;
 	ic->ip = ip;
 	list_add(&ip->list, &interposers);
@@ -484,14 +487,9 @@ bad_put:
 /* Remove a redirect. The caller owns it. */
 static void interposer_destroy(struct interposer *ip)
 {
-	struct request_queue *q = bdev_get_queue(ip->orig);
-
 	lockdep_assert_held(&interpose_mutex);
 	interpose_hook_detach(ip);
 	interpose_hook_put();
-	/* Drain what was submitted straight to the device meanwhile. */
-	blk_mq_freeze_queue(q);
-	blk_mq_unfreeze_queue(q);
 	list_del_init(&ip->list);
 	ip->owner->ip = NULL;
 	ip->owner = NULL;
@@ -511,7 +509,7 @@ static int interposer_switch_dest(struct interposer *ip, dev_t devt)
 		return PTR_ERR(f);
 	ip->dest_file = f;
 	WRITE_ONCE(ip->dest, file_bdev(f));
-	interpose_hook_sync();
+	interpose_hook_sync(ip);
 	interposer_close_dest(ip, old);
 	DMINFO("%pg now redirected to %pg", ip->orig, ip->dest);
 	return 0;
@@ -599,6 +597,7 @@ static int interpose_map(struct dm_target *ti, struct bio *bio)
 	}
 	clone->bi_end_io = interpose_clone_endio;
 	clone->bi_private = bio;
+	interpose_hook_mark_own(clone);
 	/* Completions of the original's poll queues would go unnoticed. */
 	bio_clear_polled(clone);
 	if (nowait && !bdev_nowait(ic->orig))
@@ -983,7 +982,7 @@ static void interpose_status(struct dm_target *ti, status_type_t type,
 		else
 			DMEMIT("-");
 		DMEMIT(" %llu %llu %s", redirected, percpu_sum(ic->passed),
-		       interpose_hook_name);
+		       INTERPOSE_HOOK_NAME);
 		break;
 
 	case STATUSTYPE_TABLE:
@@ -1079,3 +1078,4 @@ module_exit(dm_interpose_exit);
 MODULE_DESCRIPTION(DM_NAME " target taking over the I/O of a block device in use");
 MODULE_AUTHOR("dm-interpose developers");
 MODULE_LICENSE("GPL");
+MODULE_INFO(interpose_hook, INTERPOSE_HOOK_NAME);

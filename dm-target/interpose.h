@@ -15,7 +15,8 @@ struct interpose_c;
 
 /**
  * struct interposer - a live redirect of one block device's bios
- * @hnode: hook backend's lookup link (RCU)
+ * @bi: the block layer's interposer (native backend)
+ * @hnode: hook backend's lookup link (RCU; ftrace backend)
  * @list: link on the core's list of interposers (interpose_mutex)
  * @kref: references: the owning table and a pending thaw work
  * @orig: the interposed device (partition or whole disk)
@@ -33,7 +34,11 @@ struct interpose_c;
  * @rcu: frees the structure after an RCU grace period
  */
 struct interposer {
+#if IS_ENABLED(CONFIG_BLK_INTERPOSER)
+	struct blk_interposer bi;
+#else
 	struct hlist_node hnode;
+#endif
 	struct list_head list;
 	struct kref kref;
 	struct block_device *orig;
@@ -50,18 +55,95 @@ struct interposer {
 	struct rcu_head rcu;
 };
 
-/* Provided by the hook backend (interpose-ftrace.c or the native one). */
-extern const char *const interpose_hook_name;
+/* Provided by the target, called by the hook backend. */
+bool interpose_bio_wanted(struct interposer *ip, struct bio *bio);
+void interpose_redirect(struct interposer *ip, struct bio *bio);
+
+/*
+ * The hook backend, picked at build time: the block layer's own interposer
+ * when the kernel has one (CONFIG_BLK_INTERPOSER, from the patch series),
+ * else an ftrace callback on submit_bio_noacct() (interpose-ftrace.c).
+ *
+ * interpose_hook_init/exit: module load and unload.
+ * interpose_hook_get/put: bracket the life of each redirect; get may do
+ *	slow preparation, before the original device is frozen.
+ * interpose_hook_attach: start redirecting @ip->orig to @ip->dest; the
+ *	filesystem on @ip->orig is frozen, the backend drains its queue.
+ * interpose_hook_detach: stop it; on return no bio is being redirected and
+ *	every bio submitted straight to @ip->orig meanwhile has completed.
+ * interpose_hook_sync: after @ip->dest changed, wait until no bio is on its
+ *	way to the previous destination.
+ * interpose_hook_mark_own: mark a bio of ours to @ip->orig, to go past.
+ */
+#if IS_ENABLED(CONFIG_BLK_INTERPOSER)
+#include <linux/bio.h>
+#include <linux/blk-interposer.h>
+
+#define INTERPOSE_HOOK_NAME "native"
+
+static void interpose_native_redirect(struct blk_interposer *bi,
+				      struct bio *bio)
+{
+	interpose_redirect(container_of(bi, struct interposer, bi), bio);
+}
+
+static const struct blk_interposer_ops interpose_native_ops = {
+	.redirect = interpose_native_redirect,
+};
+
+static inline int interpose_hook_init(void)
+{
+	return 0;
+}
+
+static inline void interpose_hook_exit(void)
+{
+}
+
+static inline int interpose_hook_get(void)
+{
+	return 0;
+}
+
+static inline void interpose_hook_put(void)
+{
+}
+
+static inline int interpose_hook_attach(struct interposer *ip)
+{
+	ip->bi.ops = &interpose_native_ops;
+	return bdev_interposer_attach(ip->orig, &ip->bi);
+}
+
+static inline void interpose_hook_detach(struct interposer *ip)
+{
+	bdev_interposer_detach(ip->orig, &ip->bi);
+}
+
+static inline void interpose_hook_sync(struct interposer *ip)
+{
+	bdev_interposer_sync(ip->orig);
+}
+
+static inline void interpose_hook_mark_own(struct bio *bio)
+{
+	bio_set_flag(bio, BIO_INTERPOSED);
+}
+#else
+#define INTERPOSE_HOOK_NAME "ftrace"
+
 int interpose_hook_init(void);
 void interpose_hook_exit(void);
 int interpose_hook_get(void);
 void interpose_hook_put(void);
-void interpose_hook_attach(struct interposer *ip);
+int interpose_hook_attach(struct interposer *ip);
 void interpose_hook_detach(struct interposer *ip);
-void interpose_hook_sync(void);
+void interpose_hook_sync(struct interposer *ip);
 
-/* Provided by the target, called by the hook backend. */
-bool interpose_bio_wanted(struct interposer *ip, struct bio *bio);
-void interpose_redirect(struct interposer *ip, struct bio *bio);
+/* The ftrace hook knows our bios by their end_io. */
+static inline void interpose_hook_mark_own(struct bio *bio)
+{
+}
+#endif
 
 #endif /* DM_INTERPOSE_H */

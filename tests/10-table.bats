@@ -18,7 +18,7 @@ teardown() {
 	read -r orig seq state dest red _ hook <<<"$(dmsetup status low | cut -d' ' -f4-)"
 	[[ $orig == "$(devno "$LOOP")" ]]
 	[[ $seq == "$(diskseq_of "$LOOP")" ]]
-	[[ $state == passthrough && $dest == - && $red == 0 && $hook == ftrace ]]
+	[[ $state == passthrough && $dest == - && $red == 0 && $hook == "$DMI_HOOK" ]]
 	[[ $(dmsetup table low) == "0 $SZ interpose $(devno "$LOOP")" ]]
 	# I/O through the lower device lands on the original, counted as passed.
 	head -c 1M /dev/urandom >"$BATS_TEST_TMPDIR/d"
@@ -182,12 +182,12 @@ $SZ 8 zero"
 	fsck_clean "$LOOP" ext4
 }
 
-# Is the ftrace hook on submit_bio_noacct registered? Waits up to 10 s for
-# the state asked for (unregistration is asynchronous).
+# Is our ftrace callback on submit_bio_noacct registered? Waits up to 10 s
+# for the state asked for (unregistration is asynchronous).
 hook_registered() {
 	local want=$1 i
 	for ((i = 0; i < 50; i++)); do
-		if grep -q '^submit_bio_noacct' /sys/kernel/tracing/enabled_functions; then
+		if grep -q '^submit_bio_noacct' /sys/kernel/tracing/enabled_functions 2>/dev/null; then
 			[[ $want == yes ]] && return 0
 		else
 			[[ $want == no ]] && return 0
@@ -197,12 +197,27 @@ hook_registered() {
 	die "hook registered: expected $want"
 }
 
+# With the native hook nothing is ever registered with ftrace.
+ftrace_wanted() {
+	if [[ $DMI_HOOK == native ]]; then echo no; else echo "$1"; fi
+}
+
 @test "the hook is registered only while a redirect exists" {
 	hook_registered no
 	lower_create low "$LOOP"
 	hook_registered no
 	lower_reload low "$LOOP" attach
-	hook_registered yes
+	hook_registered "$(ftrace_wanted yes)"
+	[[ $(status_field low 3) == attached ]]
 	lower_reload low "$LOOP"
 	hook_registered no
+}
+
+@test "the module uses the native hook exactly when the kernel has one" {
+	[[ $(modinfo -F interpose_hook "$DMI_MODULE") == "$DMI_HOOK" ]]
+	if [[ $VM_KERNEL == native ]]; then
+		[[ $DMI_HOOK == native ]] || die "the patched kernel has no bdev_interposer_attach"
+	fi
+	lower_create low "$LOOP" attach
+	[[ $(dmsetup status low | awk '{print $NF}') == "$DMI_HOOK" ]]
 }

@@ -4,7 +4,16 @@
 # into two partitions, the second is used whole.
 
 DMI_TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
-DMI_MODULE=$DMI_TOP/dm-target/dm-interpose.ko
+# The module vm-run loaded (for --kernel native: built against that kernel).
+DMI_MODULE=${VM_MODULE:-$DMI_TOP/dm-target/dm-interpose.ko}
+# The hook backend the module must use: the block layer's own interposer
+# when the kernel has it (the patched kernel of 'make kernel'), else ftrace.
+# shellcheck disable=SC2034 # used by the suites
+if grep -qw bdev_interposer_attach /proc/kallsyms 2>/dev/null; then
+	DMI_HOOK=native
+else
+	DMI_HOOK=ftrace
+fi
 DMI_MNT=/mnt/dmi
 
 die() {
