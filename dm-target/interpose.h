@@ -6,7 +6,11 @@
 #ifndef DM_INTERPOSE_H
 #define DM_INTERPOSE_H
 
+#include <linux/bio.h>
 #include <linux/blkdev.h>
+#if IS_ENABLED(CONFIG_BLK_INTERPOSER)
+#include <linux/blk-interposer.h>
+#endif
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/rcupdate.h>
@@ -76,9 +80,6 @@ void interpose_redirect(struct interposer *ip, struct bio *bio);
  * interpose_hook_mark_own: mark a bio of ours to @ip->orig, to go past.
  */
 #if IS_ENABLED(CONFIG_BLK_INTERPOSER)
-#include <linux/bio.h>
-#include <linux/blk-interposer.h>
-
 #define INTERPOSE_HOOK_NAME "native"
 
 static void interpose_native_redirect(struct blk_interposer *bi,
