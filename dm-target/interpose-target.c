@@ -18,6 +18,7 @@
 #include <linux/completion.h>
 #include <linux/device-mapper.h>
 #include <linux/kernfs.h>
+#include <linux/kobject.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/percpu.h>
@@ -464,6 +465,50 @@ static int interpose_check_stacked(struct interpose_c *ic, dev_t devt)
 }
 
 /* Redirect the original device of @ic to @devt; fs frozen, queue drained. */
+/**
+ * interposer_uevent - tell userspace which device interposes a device now
+ * @ic: the table that holds the redirect of its original device, or held it
+ * @dest: the device the original's bios are redirected to, or 0 when the
+ *	redirect is gone
+ *
+ * Sends a change uevent for the original device with
+ * DM_INTERPOSE_EVENT=attach, the DM name and major:minor of the device that
+ * holds the redirect (DM_INTERPOSER, DM_INTERPOSER_DEV) and the major:minor
+ * of the destination (DM_INTERPOSE_DEST); or with DM_INTERPOSE_EVENT=detach.
+ * The udev rules keep these as properties of the original device until the
+ * next such event, so that "udevadm info" on it names its interposer.
+ * Called without interpose_mutex for an attach: the DM name is looked up
+ * under DM's own lock.
+ */
+static void interposer_uevent(struct interpose_c *ic, dev_t dest)
+{
+	char *envp[5] = { "DM_INTERPOSE_EVENT=detach" };
+	char name[DM_NAME_LEN];
+	dev_t own = ic_own_devt(ic);
+	int i, r;
+
+	if (dest) {
+		if (dm_copy_name_and_uuid(ic->md, name, NULL))
+			strscpy(name, dm_device_name(ic->md), sizeof(name));
+		envp[0] = "DM_INTERPOSE_EVENT=attach";
+		envp[1] = kasprintf(GFP_KERNEL, "DM_INTERPOSER=%s", name);
+		envp[2] = kasprintf(GFP_KERNEL, "DM_INTERPOSER_DEV=%u:%u",
+				    MAJOR(own), MINOR(own));
+		envp[3] = kasprintf(GFP_KERNEL, "DM_INTERPOSE_DEST=%u:%u",
+				    MAJOR(dest), MINOR(dest));
+		r = -ENOMEM;
+		if (!envp[1] || !envp[2] || !envp[3])
+			goto out;
+	}
+	r = kobject_uevent_env(bdev_kobj(ic->orig), KOBJ_CHANGE, envp);
+out:
+	if (r)
+		DMWARN("%s: cannot send a uevent for %pg: %d",
+		       dm_device_name(ic->md), ic->orig, r);
+	for (i = 1; i < 4; i++)
+		kfree(envp[i]);
+}
+
 static int interposer_create(struct interpose_c *ic, dev_t devt)
 {
 	struct interposer *ip;
@@ -534,13 +579,17 @@ bad_put:
 /* Remove a redirect. The caller owns it. */
 static void interposer_destroy(struct interposer *ip)
 {
+	struct interpose_c *ic;
+
 	lockdep_assert_held(&interpose_mutex);
 	interpose_hook_detach(ip);
 	interpose_hook_put();
 	list_del_init(&ip->list);
+	ic = ip->owner;
 	ip->owner->ip = NULL;
 	ip->owner = NULL;
 	DMINFO("detached %pg from %pg", ip->orig, ip->dest);
+	interposer_uevent(ic, 0);
 	interposer_close_dest(ip, ip->dest_file);
 	interposer_thaw_later(ip, interposer_take_suspend_freezes(ip));
 	interposer_put(ip);
@@ -942,6 +991,8 @@ static int interpose_preresume(struct dm_target *ti)
 	struct interpose_c *ic = ti->private;
 	dev_t want = ic_wanted_dest(ic);
 	struct interposer *ip;
+	bool changed = false;
+	dev_t dest = 0;
 	int r = 0;
 
 	mutex_lock(&interpose_mutex);
@@ -955,6 +1006,7 @@ static int interpose_preresume(struct dm_target *ti)
 			r = interpose_check_stacked(ic, want);
 			if (!r)
 				r = interposer_create(ic, want);
+			changed = !r;
 		}
 		goto out;
 	}
@@ -973,6 +1025,7 @@ static int interpose_preresume(struct dm_target *ti)
 				r = interposer_switch_dest(ip, want);
 			if (r)
 				goto out;
+			changed = true;
 		}
 		interposer_set_owner(ip, ic);
 		goto thaw;
@@ -992,10 +1045,16 @@ static int interpose_preresume(struct dm_target *ti)
 	DMINFO("%s: takes over the redirect of %pg from %s",
 	       dm_device_name(ic->md), ic->orig, dm_device_name(ip->owner->md));
 	interposer_set_owner(ip, ic);
+	changed = true;
 thaw:
 	interposer_thaw_later(ip, interposer_take_suspend_freezes(ip));
 out:
+	if (changed)
+		dest = ic->ip->dest->bd_dev;
 	mutex_unlock(&interpose_mutex);
+	/* The hash lock DM looks names up under nests outside ours. */
+	if (changed)
+		interposer_uevent(ic, dest);
 	return r;
 }
 
