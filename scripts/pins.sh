@@ -9,6 +9,9 @@ KVER=6.12.117+deb12-amd64
 KSRC_PKG=linux-source-6.12
 KSRC_VERSION=6.12.117-1~deb12u1
 
+# lvm2 as Debian ships it: the source our lvm-patches/ apply to (make lvm).
+LVM2_VERSION=2.03.16-2
+
 # Repository root, build output directory, the module we build and test.
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=$TOP/build
@@ -19,4 +22,4 @@ MODULE=$MODULE_DIR/dm-interpose.ko
 STOCK_KERNEL_IMAGE=/boot/vmlinuz-$KVER
 STOCK_MODULES_DIR=/lib/modules/$KVER
 
-export KVER KSRC_PKG KSRC_VERSION TOP BUILD MODULE_DIR MODULE STOCK_KERNEL_IMAGE STOCK_MODULES_DIR
+export KVER KSRC_PKG KSRC_VERSION LVM2_VERSION TOP BUILD MODULE_DIR MODULE STOCK_KERNEL_IMAGE STOCK_MODULES_DIR

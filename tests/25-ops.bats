@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # Operations other than read and write through an attached interposer
 # (discard, write-zeroes, flush), and queue limits stacked from the device.
+# cost: 3
 
 load lib
 

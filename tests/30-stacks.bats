@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # DM stacks put live under a mounted filesystem through a lower device and an
 # upper device: linear, era, snapshot-origin + snapshot, flakey, delay.
+# cost: 6
 
 load lib
 

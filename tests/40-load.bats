@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # Attach and detach in a loop under an fio write load with verification:
 # ext4 and XFS, partition and whole disk. CYCLES (default 20) per case.
+# cost: 11
 
 load lib
 

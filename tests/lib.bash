@@ -51,6 +51,20 @@ dmi_require_guest() {
 	modprobe dm_delay
 }
 
+# Wait until udev has processed every queued event. Under a slow debug
+# guest, udevadm settle at times fails at once ("Failed to wait for daemon
+# to reply: Broken pipe": udevd closed the control connection first); it is
+# asked again then. A real timeout (60 s) is not retried.
+settle() {
+	local i out
+	for i in 1 2 3; do
+		out=$(udevadm settle -t 60 2>&1) && return 0
+		[[ $out == *"Broken pipe"* ]] || break
+	done
+	echo "$out" >&2
+	return 1
+}
+
 sectors() { blockdev --getsz "$1"; }
 devno() { local d; d=$(realpath "$1"); printf '%d:%d\n' "0x$(stat -c %t "$d")" "0x$(stat -c %T "$d")"; }
 diskseq_of() { cat "/sys/class/block/$(basename "$(realpath "$1")")/../diskseq" 2>/dev/null ||
