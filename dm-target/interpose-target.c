@@ -464,7 +464,6 @@ static int interpose_check_stacked(struct interpose_c *ic, dev_t devt)
 	return 0;
 }
 
-/* Redirect the original device of @ic to @devt; fs frozen, queue drained. */
 /**
  * interposer_uevent - tell userspace which device interposes a device now
  * @ic: the table that holds the redirect of its original device, or held it
@@ -509,6 +508,7 @@ out:
 		kfree(envp[i]);
 }
 
+/* Redirect the original device of @ic to @devt; fs frozen, queue drained. */
 static int interposer_create(struct interpose_c *ic, dev_t devt)
 {
 	struct interposer *ip;

@@ -136,7 +136,7 @@ $SZ 8 zero"
 
 @test "refused: zoned device" {
 	modprobe null_blk nr_devices=1 zoned=1 gb=1 zone_size=64 memory_backed=1
-	udevadm settle
+	settle 120
 	expect_refused "Zoned devices are not supported" dmsetup create bad --table "0 $(sectors /dev/nullb0) interpose /dev/nullb0"
 	rmmod null_blk
 }

@@ -79,7 +79,7 @@ split_bypass() {
 	echo 8 >"/sys/block/$(basename "$disk")/queue/max_sectors_kb"
 	head -c 8M /dev/urandom >"$BATS_TEST_TMPDIR/pattern"
 	lower_create low "$dev" attach
-	udevadm settle
+	settle 120
 	udevadm control --stop-exec-queue # no udev probes of the device meanwhile
 	r0=$(redirected low)
 	dd if="$BATS_TEST_TMPDIR/pattern" of="$dev" bs=512k seek=5 oflag=direct status=none
@@ -177,7 +177,7 @@ split_bypass() {
 @test "an interposed whole disk takes its partitions' bios too, at the right sectors" {
 	local disk=$DMI_WDISK mnt start2 r0
 	printf 'label: gpt\n,300M\n,\n' | sfdisk -q "$disk"
-	udevadm settle
+	settle 120
 	start2=$(cat "/sys/class/block/$(basename "$disk")2/start")
 	mnt=$(mkfs_mount "${disk}1" ext4 wholepart)
 	write_files "$mnt" pre 4 256
@@ -207,5 +207,5 @@ split_bypass() {
 	dmsetup remove lowp
 	wipefs -q -a "$disk"
 	blockdev --rereadpt "$disk"
-	udevadm settle
+	settle 120
 }

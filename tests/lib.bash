@@ -40,7 +40,7 @@ dmi_require_guest() {
 	DMI_WDISK=${disks[1]}
 	if [[ ! -b ${DMI_PDISK}1 ]]; then
 		printf 'label: gpt\n,512M\n,\n' | sfdisk -q "$DMI_PDISK" >/dev/null
-		udevadm settle
+		settle 120
 	fi
 	[[ -b ${DMI_PDISK}1 && -b ${DMI_PDISK}2 ]] || die "cannot partition $DMI_PDISK"
 	lsmod | grep -q '^dm_interpose ' || insmod "$DMI_MODULE"
@@ -51,14 +51,15 @@ dmi_require_guest() {
 	modprobe dm_delay
 }
 
-# Wait until udev has processed every queued event. Under a slow debug
-# guest, udevadm settle at times fails at once ("Failed to wait for daemon
-# to reply: Broken pipe": udevd closed the control connection first); it is
-# asked again then. A real timeout (60 s) is not retried.
+# Wait until udev has processed every queued event: settle [TIMEOUT]
+# (seconds, default 60). Under a slow debug guest, udevadm settle at times
+# fails at once ("Failed to wait for daemon to reply: Broken pipe": udevd
+# closed the control connection first); it is asked again then. A real
+# timeout is not retried.
 settle() {
 	local i out
 	for i in 1 2 3; do
-		out=$(udevadm settle -t 60 2>&1) && return 0
+		out=$(udevadm settle -t "${1:-60}" 2>&1) && return 0
 		[[ $out == *"Broken pipe"* ]] || break
 	done
 	echo "$out" >&2
