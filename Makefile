@@ -7,6 +7,9 @@
 #   make check     lint, build, run every bats suite in a guest: "N passed, N failed"
 #   make lvm       Debian's lvm2 source + lvm-patches/series, built into
 #                  build/lvm/bin (dmsetup, lvm): the tests use these
+#   make lvm-check lvm2's own tests (dmsetup-*, dmstats-*, snapshot-*,
+#                  activate-minor) in guests, patched build against unpatched:
+#                  fails when a test passing unpatched does not pass patched
 #   make kernel    apply kernel-patches/series to the pinned source, merge
 #                  Kconfig.frag, build the kernel and the module against it
 #   make check-native  the same suites in a guest booting that kernel (native
@@ -23,7 +26,7 @@
 VM_OPTS    ?= --mem 3072 --timeout 3600
 SUITES     ?=
 
-.PHONY: all setup module lvm check kernel check-native demo bench lint clean install uninstall check-install
+.PHONY: all setup module lvm lvm-check check kernel check-native demo bench lint clean install uninstall check-install
 
 all: module
 
@@ -42,6 +45,9 @@ check: lint module check-install lvm
 
 lvm: setup
 	scripts/build-lvm
+
+lvm-check: setup
+	scripts/lvm-check $(LVM_TESTS)
 
 kernel: setup
 	scripts/build-kernel
