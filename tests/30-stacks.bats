@@ -10,29 +10,7 @@ setup() {
 }
 
 teardown() {
-	kill "${LOAD_PID:-}" 2>/dev/null || true
-	wait "${LOAD_PID:-}" 2>/dev/null || true
 	dmi_cleanup
-}
-
-# A steady write load on a mounted fs: files rewritten in a loop.
-start_load() {
-	local dir=$1/load
-	mkdir -p "$dir"
-	(
-		i=0
-		while :; do
-			dd if=/dev/urandom of="$dir/f$((i % 8))" bs=64k count=4 conv=fsync status=none || exit 1
-			i=$((i + 1))
-		done
-	) &
-	LOAD_PID=$!
-}
-
-stop_load() {
-	kill "$LOAD_PID"
-	wait "$LOAD_PID" 2>/dev/null || true
-	LOAD_PID=
 }
 
 # stack_live FS DEV UPPER_TABLE_AFTER_LOWER: build lower + upper, attach,

@@ -21,30 +21,9 @@ setup() {
 }
 
 teardown() {
-	kill "${LOAD_PID:-}" 2>/dev/null || true
-	wait "${LOAD_PID:-}" 2>/dev/null || true
 	[[ -z ${DMI_MODPROBE:-} ]] || echo "$DMI_MODPROBE" >/proc/sys/kernel/modprobe
 	lsmod | grep -q '^dm_interpose ' || insmod "$DMI_MODULE"
 	dmi_cleanup
-}
-
-start_load() {
-	local dir=$1/load
-	mkdir -p "$dir"
-	(
-		i=0
-		while :; do
-			dd if=/dev/urandom of="$dir/f$((i % 8))" bs=64k count=4 conv=fsync status=none || exit 1
-			i=$((i + 1))
-		done
-	) &
-	LOAD_PID=$!
-}
-
-stop_load() {
-	kill "$LOAD_PID"
-	wait "$LOAD_PID" 2>/dev/null || true
-	LOAD_PID=
 }
 
 # No DM device, no udev cookie left: nothing_left [CONTEXT]

@@ -161,10 +161,37 @@ expect_refused() {
 	fi
 }
 
-# Tear down everything the tests made: detach every interposer (reload
-# pass-through), remove all DM devices, unmount, free loop devices.
+# A steady write load on a mounted fs: files under DIR/load rewritten in a
+# loop until stop_load (or dmi_cleanup): start_load DIR
+start_load() {
+	local dir=$1/load
+	mkdir -p "$dir"
+	(
+		i=0
+		while :; do
+			dd if=/dev/urandom of="$dir/f$((i % 8))" bs=64k count=4 conv=fsync status=none || exit 1
+			i=$((i + 1))
+		done
+	) &
+	LOAD_PID=$!
+}
+
+stop_load() {
+	kill "$LOAD_PID"
+	wait "$LOAD_PID" 2>/dev/null || true
+	LOAD_PID=
+}
+
+# Tear down everything the tests made: stop the write load, detach every
+# interposer (reload pass-through), remove all DM devices, unmount, free
+# loop devices.
 dmi_cleanup() {
 	local name table orig i
+	if [[ -n ${LOAD_PID:-} ]]; then
+		kill "$LOAD_PID" 2>/dev/null || true
+		wait "$LOAD_PID" 2>/dev/null || true
+		LOAD_PID=
+	fi
 	for name in $(dmsetup ls --target interpose 2>/dev/null | awk '$1 != "No" { print $1 }'); do
 		table=$(dmsetup table "$name" 2>/dev/null) || continue
 		if [[ $table == *attach* ]]; then
