@@ -25,6 +25,8 @@
 #define INTERPOSE_HASH_BITS 6
 
 static DEFINE_HASHTABLE(interpose_hash, INTERPOSE_HASH_BITS);
+/* interpose_hook_mark_own() points bi_private here. */
+const char interpose_own_marker;
 /* Serialises hash updates and (un)registration of the ftrace callback. */
 static DEFINE_MUTEX(hook_mutex);
 static unsigned int hook_users;

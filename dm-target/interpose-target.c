@@ -46,6 +46,7 @@ enum interpose_mode {
  * @dest_devt: the attach_to device (equal to the own device for attach)
  * @has_diskseq: a diskseq was given
  * @diskseq: the diskseq given
+ * @freeze: freeze the filesystem on @orig across attach and detach
  * @passed: per-cpu count of bios passed down to @orig
  * @ip: the redirect this table owns, or NULL (interpose_mutex)
  */
@@ -59,6 +60,7 @@ struct interpose_c {
 	dev_t dest_devt;
 	bool has_diskseq;
 	u64 diskseq;
+	bool freeze;
 	u64 __percpu *passed;
 	struct interposer *ip;
 };
@@ -508,7 +510,10 @@ out:
 		kfree(envp[i]);
 }
 
-/* Redirect the original device of @ic to @devt; fs frozen, queue drained. */
+/*
+ * Redirect the original device of @ic to @devt: the queue is drained, and
+ * with the freeze feature the filesystem is frozen across the change.
+ */
 static int interposer_create(struct interpose_c *ic, dev_t devt)
 {
 	struct interposer *ip;
@@ -545,24 +550,28 @@ static int interposer_create(struct interpose_c *ic, dev_t devt)
 	if (r)
 		goto bad_close;
 
-	r = bdev_freeze(ic->orig);
-	if (r) {
-		DMERR("%s: cannot freeze %pg: %d", dm_device_name(ic->md),
-		      ic->orig, r);
-		goto bad_hook;
+	if (ic->freeze) {
+		r = bdev_freeze(ic->orig);
+		if (r) {
+			DMERR("%s: cannot freeze %pg: %d", dm_device_name(ic->md),
+			      ic->orig, r);
+			goto bad_hook;
+		}
 	}
 	r = interpose_hook_attach(ip);
 	if (r) {
 		DMERR("%s: cannot attach to %pg: %d", dm_device_name(ic->md),
 		      ic->orig, r);
-		bdev_thaw(ic->orig);
+		if (ic->freeze)
+			bdev_thaw(ic->orig);
 		goto bad_hook;
 	}
 	ip->owner = ic;
 	ic->ip = ip;
 	list_add(&ip->list, &interposers);
 	/* Thaw writes; they are redirected into a device not yet resumed. */
-	interposer_thaw_later(ip, 1);
+	if (ic->freeze)
+		interposer_thaw_later(ip, 1);
 	DMINFO("%s: attached %pg, bios now redirected to %pg",
 	       dm_device_name(ic->md), ic->orig, ip->dest);
 	return 0;
@@ -620,23 +629,14 @@ static void interposer_set_owner(struct interposer *ip, struct interpose_c *ic)
 	}
 }
 
-static void interpose_clone_endio(struct bio *clone)
-{
-	struct bio *bio = clone->bi_private;
-
-	bio->bi_status = clone->bi_status;
-	bio_uninit(clone);
-	bio_endio(bio);
-}
-
 /**
  * interpose_bio_wanted - may this bio be redirected?
  * @ip: the interposer of @bio's device, or of the disk of @bio's partition
  * @bio: a bio submitted to an interposed device
  *
  * Our own bios to the original device bypass the interposer, including what
- * the block layer resubmits of them after a split (the remainder keeps its
- * end_io).  A bio already remapped to the whole disk (BIO_REMAPPED) holds a
+ * the block layer resubmits of them after a split (the remainder is the bio
+ * we marked).  A bio already remapped to the whole disk (BIO_REMAPPED) holds a
  * disk sector, not a partition sector, and is past the interposer.  A bio
  * of a partition of an interposed disk that does not fit the partition is
  * left to the block layer, which fails it.
@@ -645,8 +645,7 @@ static void interpose_clone_endio(struct bio *clone)
  */
 bool interpose_bio_wanted(struct interposer *ip, struct bio *bio)
 {
-	if (bio->bi_end_io == interpose_clone_endio ||
-	    bio_flagged(bio, BIO_REMAPPED))
+	if (interpose_hook_own(bio) || bio_flagged(bio, BIO_REMAPPED))
 		return false;
 	return bio->bi_bdev == ip->orig ||
 	       bio_end_sector(bio) <= bdev_nr_sectors(bio->bi_bdev);
@@ -675,32 +674,22 @@ void interpose_redirect(struct interposer *ip, struct bio *bio)
 }
 
 /*
- * Pass a bio down to the original device.  The clone lives in the per-bio
- * data and completes through interpose_clone_endio(), which is how the hook
- * tells it (and any remainder the block layer resubmits after a split) from
- * the bios it must redirect.
+ * Pass a bio down to the original device: DM's clone is remapped there, as
+ * dm-linear does, and marked so that the hook lets it (and any remainder
+ * the block layer resubmits after a split) past the redirect.
  */
 static int interpose_map(struct dm_target *ti, struct bio *bio)
 {
 	struct interpose_c *ic = ti->private;
-	struct bio *clone = dm_per_bio_data(bio, sizeof(struct bio));
-	bool nowait = bio->bi_opf & REQ_NOWAIT;
 
-	if (bio_init_clone(ic->orig, clone, bio, nowait ? GFP_NOWAIT : GFP_NOIO)) {
-		bio->bi_status = nowait ? BLK_STS_AGAIN : BLK_STS_RESOURCE;
-		bio_endio(bio);
-		return DM_MAPIO_SUBMITTED;
-	}
-	clone->bi_end_io = interpose_clone_endio;
-	clone->bi_private = bio;
-	interpose_hook_mark_own(clone);
+	bio_set_dev(bio, ic->orig);
+	interpose_hook_mark_own(bio);
 	/* Completions of the original's poll queues would go unnoticed. */
-	bio_clear_polled(clone);
-	if (nowait && !bdev_nowait(ic->orig))
-		clone->bi_opf &= ~REQ_NOWAIT;
+	bio_clear_polled(bio);
+	if ((bio->bi_opf & REQ_NOWAIT) && !bdev_nowait(ic->orig))
+		bio->bi_opf &= ~REQ_NOWAIT;
 	this_cpu_inc(*ic->passed);
-	submit_bio_noacct(clone);
-	return DM_MAPIO_SUBMITTED;
+	return DM_MAPIO_REMAPPED;
 }
 
 static int interpose_parse_features(struct interpose_c *ic,
@@ -770,6 +759,12 @@ static int interpose_parse_features(struct interpose_c *ic,
 				return -EINVAL;
 			}
 			ic->has_diskseq = true;
+		} else if (!strcasecmp(arg, "freeze")) {
+			if (ic->freeze) {
+				ti->error = "Duplicate freeze argument";
+				return -EINVAL;
+			}
+			ic->freeze = true;
 		} else {
 			DMERR("unrecognised feature argument %s", arg);
 			ti->error = "Unrecognised feature argument";
@@ -915,7 +910,6 @@ static int interpose_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	ti->num_discard_bios = 1;
 	ti->num_secure_erase_bios = 1;
 	ti->num_write_zeroes_bios = 1;
-	ti->per_io_data_size = sizeof(struct bio);
 	return 0;
 
 bad:
@@ -941,17 +935,18 @@ static void interpose_dtr(struct dm_target *ti)
 }
 
 /*
- * Suspending the device that owns a redirect freezes the original's
- * filesystem while its I/O still flows, like DM does for a filesystem on
- * the device itself; a detach or hand-over in the next preresume then
- * happens with the filesystem quiet.
+ * With the freeze feature, suspending the device that owns a redirect
+ * freezes the original's filesystem while its I/O still flows; a detach or
+ * hand-over in the next preresume then happens with the filesystem quiet.
+ * (Without it, DM's own lock_fs of a suspend reaches the filesystem when
+ * this device is the destination: see interpose_holder_freeze().)
  */
 static void interpose_presuspend(struct dm_target *ti)
 {
 	struct interpose_c *ic = ti->private;
 	struct interposer *ip;
 
-	if (dm_noflush_suspending(ti))
+	if (!ic->freeze || dm_noflush_suspending(ti))
 		return;
 	mutex_lock(&interpose_mutex);
 	ip = ic->ip;
@@ -1093,7 +1088,7 @@ static void interpose_status(struct dm_target *ti, status_type_t type,
 
 	case STATUSTYPE_TABLE:
 		nr = (ic->mode == IC_ATTACH) + 2 * (ic->mode == IC_ATTACH_TO) +
-		     2 * ic->has_diskseq;
+		     2 * ic->has_diskseq + ic->freeze;
 		DMEMIT("%s", ic->orig_dev.name);
 		if (nr)
 			DMEMIT(" %u", nr);
@@ -1104,6 +1099,8 @@ static void interpose_status(struct dm_target *ti, status_type_t type,
 			       MINOR(ic->dest_devt));
 		if (ic->has_diskseq)
 			DMEMIT(" diskseq %llu", ic->diskseq);
+		if (ic->freeze)
+			DMEMIT(" freeze");
 		break;
 
 	case STATUSTYPE_IMA:
@@ -1133,7 +1130,7 @@ static int interpose_iterate_devices(struct dm_target *ti,
 
 static struct target_type interpose_target = {
 	.name = "interpose",
-	.version = {1, 0, 0},
+	.version = {1, 1, 0},
 	.features = DM_TARGET_SINGLETON | DM_TARGET_NOWAIT |
 		    DM_TARGET_PASSES_INTEGRITY | DM_TARGET_PASSES_CRYPTO,
 	.module = THIS_MODULE,

@@ -78,6 +78,7 @@ void interpose_redirect(struct interposer *ip, struct bio *bio);
  * interpose_hook_sync: after @ip->dest changed, wait until no bio is on its
  *	way to the previous destination.
  * interpose_hook_mark_own: mark a bio of ours to @ip->orig, to go past.
+ * interpose_hook_own: is this a bio interpose_hook_mark_own() marked?
  */
 #if IS_ENABLED(CONFIG_BLK_INTERPOSER)
 #define INTERPOSE_HOOK_NAME "native"
@@ -130,6 +131,11 @@ static inline void interpose_hook_mark_own(struct bio *bio)
 {
 	bio_set_flag(bio, BIO_INTERPOSED);
 }
+
+static inline bool interpose_hook_own(struct bio *bio)
+{
+	return bio_flagged(bio, BIO_INTERPOSED);
+}
 #else
 #define INTERPOSE_HOOK_NAME "ftrace"
 
@@ -141,9 +147,21 @@ int interpose_hook_attach(struct interposer *ip);
 void interpose_hook_detach(struct interposer *ip);
 void interpose_hook_sync(struct interposer *ip);
 
-/* The ftrace hook knows our bios by their end_io. */
+/*
+ * The ftrace hook knows our bios by their bi_private: they are DM's clones,
+ * which DM completes through their embedding and leaves bi_private unused;
+ * no other owner of a bio can point it at our marker.
+ */
+extern const char interpose_own_marker;
+
 static inline void interpose_hook_mark_own(struct bio *bio)
 {
+	bio->bi_private = (void *)&interpose_own_marker;
+}
+
+static inline bool interpose_hook_own(struct bio *bio)
+{
+	return bio->bi_private == &interpose_own_marker;
 }
 #endif
 

@@ -44,6 +44,12 @@ teardown() {
 	dmsetup reload low --table "$(dmsetup table low)"
 	dmsetup resume low
 	[[ $(status_field low 3) == attached ]]
+	# freeze: printed last, reloads as printed, the redirect stays.
+	lower_reload low "$LOOP" freeze attach_to /dev/mapper/up
+	[[ $(dmsetup table low) == "0 $SZ interpose $(devno "$LOOP") 3 attach_to $(devno /dev/mapper/up) freeze" ]]
+	dmsetup reload low --table "$(dmsetup table low)"
+	dmsetup resume low
+	[[ $(status_field low 4) == "$(devno /dev/mapper/up)" ]]
 }
 
 @test "refused: missing, non-block and unopenable original device" {
@@ -90,6 +96,8 @@ $SZ 8 zero"
 	expect_refused "Invalid number of feature" dmsetup create bad --table "0 $SZ interpose $LOOP 4294967297 attach"
 	expect_refused "Duplicate or conflicting attach" dmsetup create bad --table "0 $SZ interpose $LOOP 2 attach attach"
 	expect_refused "Duplicate diskseq" dmsetup create bad --table "0 $SZ interpose $LOOP 4 diskseq 1 diskseq 1"
+	expect_refused "Duplicate freeze" dmsetup create bad --table "0 $SZ interpose $LOOP 3 attach freeze freeze"
+	expect_refused "Invalid number of feature" dmsetup create bad --table "0 $SZ interpose $LOOP 6 attach_to /dev/null diskseq 1 freeze x"
 	expect_refused "Too many arguments" dmsetup create bad --table "0 $SZ interpose $LOOP 1 attach extra"
 	expect_refused "Cannot find attach_to device" dmsetup create bad --table "0 $SZ interpose $LOOP 2 attach_to /nonexistent"
 }

@@ -56,11 +56,11 @@ attach_live() {
 	attach_live xfs "$DMI_WDISK"
 }
 
-@test "the filesystem is frozen while attaching: dirty data reaches the disk first" {
+@test "attach with freeze: the filesystem is frozen, dirty data reaches the disk first" {
 	local dev=${DMI_PDISK}1 mnt
 	mnt=$(mkfs_mount "$dev" ext4 frz)
 	write_files "$mnt" dirty 4 512 # delayed allocation: not on disk yet
-	lower_create low "$dev" attach
+	lower_create low "$dev" attach freeze
 	# The freeze wrote the data and checkpointed the journal before the
 	# redirect started: the raw device holds the file now.
 	echo 3 >/proc/sys/vm/drop_caches
