@@ -15,8 +15,11 @@
 #   make check-native  the same suites in a guest booting that kernel (native
 #                  hook, lockdep/KASAN/kmemleak on; any report fails the run)
 #   make demo      a mounted ext4 under load gets an era + snapshot stack live
+#   make kernel-bench  the same kernel without the debug set, for make bench
 #   make bench     fio side by side: raw, linear, attach, attach_to, other device;
-#                  attach/detach latency (build/bench/results.tsv, ratios.png)
+#                  attach/detach latency (build/bench/results.tsv, ratios.png);
+#                  on the stock kernel and, once make kernel-bench has built
+#                  it, on the patched one (configs *_native)
 #   make install   the module, udev rules and helpers, activation tool, man
 #                  pages (DESTDIR=... for a staging tree); make uninstall
 #   make check-install  install/uninstall into a scratch DESTDIR, dkms build
@@ -26,7 +29,7 @@
 VM_OPTS    ?= --mem 3072 --timeout 3600
 SUITES     ?=
 
-.PHONY: all setup module lvm lvm-check check kernel check-native demo bench lint clean install uninstall check-install
+.PHONY: all setup module lvm lvm-check check kernel kernel-bench check-native demo bench lint clean install uninstall check-install
 
 all: module
 
@@ -51,6 +54,9 @@ lvm-check: setup
 
 kernel: setup
 	scripts/build-kernel
+
+kernel-bench: setup
+	scripts/build-kernel --flavour bench
 
 # The debug kernel runs a few times slower under TCG: the attach/detach
 # cycles of tests/40-load.bats under fio are NATIVE_CYCLES per case there
