@@ -70,6 +70,9 @@ static DEFINE_MUTEX(interpose_mutex);
 static LIST_HEAD(interposers);
 static struct workqueue_struct *interpose_wq;
 
+static void interposer_reap_fn(struct work_struct *work);
+static DECLARE_WORK(interposer_reap_work, interposer_reap_fn);
+
 static u64 percpu_sum(u64 __percpu *counter)
 {
 	u64 sum = 0;
@@ -620,6 +623,45 @@ static int interposer_switch_dest(struct interposer *ip, dev_t devt)
 	return 0;
 }
 
+/* Has the disk of @bdev gone away (removed, or marked dead)? */
+static bool interpose_gone(struct block_device *bdev)
+{
+	return !disk_live(bdev->bd_disk) ||
+	       test_bit(GD_DEAD, &bdev->bd_disk->state);
+}
+
+/*
+ * Detach every redirect whose original device has gone away: its bios fail
+ * anyway, and the redirect holds the destination open, which would keep an
+ * attached device from being removed.
+ */
+static void interposer_reap_fn(struct work_struct *work)
+{
+	struct interposer *ip, *next;
+
+	mutex_lock(&interpose_mutex);
+	list_for_each_entry_safe(ip, next, &interposers, list) {
+		if (!interpose_gone(ip->orig))
+			continue;
+		DMWARN("%s: %pg has gone away, detaching",
+		       dm_device_name(ip->owner->md), ip->orig);
+		interposer_destroy(ip);
+	}
+	mutex_unlock(&interpose_mutex);
+}
+
+/**
+ * interpose_orig_dead - a disk is going away
+ *
+ * Called by the watch for every block device of a disk that goes away,
+ * before or after the disk is marked dead, in any context.  Queues the
+ * detach of the redirects whose original device is gone.
+ */
+void interpose_orig_dead(void)
+{
+	queue_work(interpose_wq, &interposer_reap_work);
+}
+
 static void interposer_set_owner(struct interposer *ip, struct interpose_c *ic)
 {
 	if (ip->owner != ic) {
@@ -993,6 +1035,12 @@ static int interpose_preresume(struct dm_target *ti)
 	mutex_lock(&interpose_mutex);
 	ip = interposer_find(ic->orig);
 	if (!ip) {
+		if (want && interpose_gone(ic->orig)) {
+			DMERR("%s: %pg has gone away, cannot attach",
+			      dm_device_name(ic->md), ic->orig);
+			r = -ENODEV;
+			goto out;
+		}
 		if (want && interposer_nested(ic->orig, &ti->error)) {
 			r = -EBUSY;
 			goto out;
@@ -1064,6 +1112,7 @@ static void interpose_status(struct dm_target *ti, status_type_t type,
 		[IC_ATTACH_TO] = "attach_to",
 	};
 	unsigned int sz = 0, nr;
+	const char *state;
 	u64 redirected = 0;
 	dev_t dest = 0;
 
@@ -1075,9 +1124,16 @@ static void interpose_status(struct dm_target *ti, status_type_t type,
 			redirected = percpu_sum(ic->ip->redirected);
 		}
 		mutex_unlock(&interpose_mutex);
-		DMEMIT("%s %llu %s ", ic->orig_dev.name, ic->orig->bd_disk->diskseq,
-		       dest ? "attached" : (ic->mode == IC_PASSTHROUGH ?
-					    "passthrough" : "standby"));
+		if (dest)
+			state = "attached";
+		else if (interpose_gone(ic->orig))
+			state = "gone";
+		else if (ic->mode == IC_PASSTHROUGH)
+			state = "passthrough";
+		else
+			state = "standby";
+		DMEMIT("%s %llu %s ", ic->orig_dev.name,
+		       ic->orig->bd_disk->diskseq, state);
 		if (dest)
 			DMEMIT("%u:%u", MAJOR(dest), MINOR(dest));
 		else
@@ -1155,11 +1211,16 @@ static int __init dm_interpose_init(void)
 	r = interpose_hook_init();
 	if (r)
 		goto bad_wq;
-	r = dm_register_target(&interpose_target);
+	r = interpose_watch_init();
 	if (r)
 		goto bad_hook;
+	r = dm_register_target(&interpose_target);
+	if (r)
+		goto bad_watch;
 	return 0;
 
+bad_watch:
+	interpose_watch_exit();
 bad_hook:
 	interpose_hook_exit();
 bad_wq:
@@ -1170,6 +1231,8 @@ bad_wq:
 static void __exit dm_interpose_exit(void)
 {
 	dm_unregister_target(&interpose_target);
+	interpose_watch_exit();
+	cancel_work_sync(&interposer_reap_work);
 	interpose_hook_exit();
 	destroy_workqueue(interpose_wq);
 	rcu_barrier();

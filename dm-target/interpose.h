@@ -62,6 +62,25 @@ struct interposer {
 /* Provided by the target, called by the hook backend. */
 bool interpose_bio_wanted(struct interposer *ip, struct bio *bio);
 void interpose_redirect(struct interposer *ip, struct bio *bio);
+void interpose_orig_dead(void);
+
+/*
+ * Watching for interposed devices that go away (interpose-watch.c, built
+ * when the kernel has dynamic ftrace).
+ */
+#ifdef DM_INTERPOSE_WATCH
+int interpose_watch_init(void);
+void interpose_watch_exit(void);
+#else
+static inline int interpose_watch_init(void)
+{
+	return 0;
+}
+
+static inline void interpose_watch_exit(void)
+{
+}
+#endif
 
 /*
  * The hook backend, picked at build time: the block layer's own interposer

@@ -214,3 +214,77 @@ dmi_cleanup() {
 	losetup -D 2>/dev/null || true
 	rm -f /var/tmp/dmi-loop.*
 }
+
+# --- torture suites (tests/8*.bats) ---
+
+# The size of a torture run: DMI_TORTURE=long (make torture) runs the long
+# variant. torture_n SHORT LONG prints the figure for this run.
+torture_n() {
+	if [[ ${DMI_TORTURE:-} == long ]]; then echo "$2"; else echo "$1"; fi
+}
+
+# One line of figures for the results table of Documentation/torture.rst,
+# on the TAP stream (scripts/torture-report collects them):
+# figure CASE KEY=VALUE... (keys: cycles, bytes_verified, faults, tables, lost)
+figure() {
+	local c=$1
+	shift
+	echo "# figure: $c | $*" >&3
+}
+
+# End of a torture test: tear everything down; then the module must unload,
+# which it cannot while a table, a redirect or an open of ours is left: a
+# leaked reference fails the test. The next test's setup loads it again.
+dmi_cleanup_unload() {
+	dmi_cleanup
+	settle 30 || true
+	if lsmod | grep -q '^dm_interpose '; then
+		rmmod dm_interpose || die "dm_interpose does not unload: a reference leaked"
+	fi
+}
+
+# Send one command to the QEMU monitor of this guest (scripts/vm-run's
+# vm.monitor port) and print its answer: vm_monitor "device_del disk2"
+vm_monitor() {
+	local p dev='' fd out=''
+	for p in /sys/class/virtio-ports/*; do
+		[[ $(cat "$p/name" 2>/dev/null) == vm.monitor ]] && dev=/dev/${p##*/}
+	done
+	[[ -n $dev ]] || die "no vm.monitor port: scripts/vm-run gives one"
+	exec {fd}<>"$dev"
+	printf '%s\n' "$1" >&"$fd"
+	# HMP echoes the command and prompts again: read until the quiet.
+	while IFS= read -r -t 2 -u "$fd" p; do out+=$p$'\n'; done
+	exec {fd}>&-
+	# Without the banner, and the echo of what was typed (escape sequences).
+	printf '%s' "$out" | tr -d '\r' | grep -v -e $'\e' -e '^QEMU .* monitor' || true
+}
+
+# Hot-plug a new empty virtio disk of SIZE (e.g. 256M), its image a file in
+# the per-run share, and print its device node: vm_hotplug_disk ID SIZE
+vm_hotplug_disk() {
+	local id=$1 size=$2 bus='' i
+	[[ -n ${VM_HOST_SHARE:-} ]] || die "no VM_HOST_SHARE: run through scripts/vm-run"
+	truncate -s "$size" "/run/vm/$id.img"
+	[[ ${VM_KERNEL:-} != native* ]] || bus=,bus=hotplug
+	vm_monitor "drive_add 0 if=none,id=$id,file=$VM_HOST_SHARE/$id.img,format=raw,cache=unsafe" >&2
+	vm_monitor "device_add virtio-blk-pci,drive=$id,id=$id,serial=$id$bus" >&2
+	for ((i = 0; i < 300; i++)); do
+		[[ -b /dev/disk/by-id/virtio-$id ]] && break
+		sleep 0.1
+	done
+	[[ -b /dev/disk/by-id/virtio-$id ]] || die "hot-plugged disk $id did not appear"
+	realpath "/dev/disk/by-id/virtio-$id"
+}
+
+# Unplug a disk plugged by vm_hotplug_disk (the guest's PCI hotplug ejects
+# it; q35's takes 5 s) and wait until it is gone: vm_unplug_disk ID DEV
+vm_unplug_disk() {
+	local id=$1 dev=${2##*/} i
+	vm_monitor "device_del $id" >&2
+	for ((i = 0; i < 300; i++)); do
+		[[ -e /sys/block/$dev ]] || return 0
+		sleep 0.1
+	done
+	die "unplugged disk $id ($dev) is still there"
+}
