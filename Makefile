@@ -5,6 +5,9 @@
 #   make setup     install the pinned kernel, headers and tools (Debian packages)
 #   make module    build dm-target/dm-interpose.ko against the pinned headers
 #   make check     lint, build, run every bats suite in a guest: "N passed, N failed"
+#                  (with the torture suites tests/8*.bats and the table of
+#                  their figures)
+#   make torture   the torture suites' long variant (10x the cycles), both kernels
 #   make lvm       Debian's lvm2 source + lvm-patches/series, built into
 #                  build/lvm/bin (dmsetup, lvm): the tests use these
 #   make lvm-check lvm2's own tests (dmsetup-*, dmstats-*, snapshot-*,
@@ -29,7 +32,7 @@
 VM_OPTS    ?= --mem 3072 --timeout 3600
 SUITES     ?=
 
-.PHONY: all setup module lvm lvm-check check kernel kernel-bench check-native demo bench lint clean install uninstall check-install
+.PHONY: all setup module lvm lvm-check check torture kernel kernel-bench check-native demo bench lint clean install uninstall check-install
 
 all: module
 
@@ -43,8 +46,27 @@ module: setup
 # single-threaded TCG guest keeps one host core busy).
 GUESTS     ?= 2
 
+# tests/86-fault-inject.bats needs fault injection, which only the patched
+# kernel's debug set has (Kconfig.frag): it runs on the native lane only.
+# The torture suites (tests/8*.bats) print their figures; the table of them
+# comes at the end (scripts/torture-report).
+STOCK_SKIP ?= tests/86-fault-inject.bats
+STOCK_SUITES = $(or $(SUITES),$(filter-out $(STOCK_SKIP),$(sort $(wildcard tests/*.bats))))
 check: lint module check-install lvm
-	VM_RUN_OPTS="$(VM_OPTS)" scripts/check-lane --kernel stock --guests $(GUESTS) $(SUITES)
+	VM_RUN_OPTS="$(VM_OPTS)" scripts/check-lane --kernel stock --guests $(GUESTS) $(STOCK_SUITES)
+	-scripts/torture-report build/check-stock/guest-*.out
+
+# The torture suites alone, their long variant (DMI_TORTURE=long: 10x the
+# cycles and iterations), on the stock kernel and, once make kernel has built
+# it, on the patched one; then the table of their figures.
+TORTURE_SUITES = $(sort $(wildcard tests/8*.bats))
+torture: lint module lvm
+	VM_RUN_OPTS="$(VM_OPTS) --env DMI_TORTURE=long" scripts/check-lane --kernel stock \
+		--guests $(GUESTS) $(filter-out $(STOCK_SKIP),$(TORTURE_SUITES))
+	if [ -f build/kernel/module/dm-interpose.ko ]; then \
+		VM_RUN_OPTS="$(VM_OPTS) --env DMI_TORTURE=long" scripts/check-lane --kernel native \
+			--guests $(GUESTS) $(TORTURE_SUITES); fi
+	scripts/torture-report $(wildcard build/check-stock/guest-*.out build/check-native/guest-*.out)
 
 lvm: setup
 	scripts/build-lvm
@@ -75,6 +97,7 @@ NATIVE_SUITES = $(or $(SUITES),$(filter-out $(NATIVE_SKIP),$(sort $(wildcard tes
 check-native: lint kernel lvm
 	VM_RUN_OPTS="$(VM_OPTS) --env DMI_CYCLES=$(NATIVE_CYCLES) --env DMI_FAIL_STRIDE=$(NATIVE_FAIL_STRIDE)" \
 		scripts/check-lane --kernel native --guests $(GUESTS) $(NATIVE_SUITES)
+	-scripts/torture-report build/check-native/guest-*.out
 
 install: module
 	scripts/install --destdir "$(DESTDIR)" module udev tools man dkms

@@ -266,7 +266,7 @@ vm_hotplug_disk() {
 	local id=$1 size=$2 bus='' i
 	[[ -n ${VM_HOST_SHARE:-} ]] || die "no VM_HOST_SHARE: run through scripts/vm-run"
 	truncate -s "$size" "/run/vm/$id.img"
-	[[ ${VM_KERNEL:-} != native* ]] || bus=,bus=hotplug
+	[[ ${VM_KERNEL:-} != native* ]] || bus=,bus=hpport
 	vm_monitor "drive_add 0 if=none,id=$id,file=$VM_HOST_SHARE/$id.img,format=raw,cache=unsafe" >&2
 	vm_monitor "device_add virtio-blk-pci,drive=$id,id=$id,serial=$id$bus" >&2
 	for ((i = 0; i < 300; i++)); do
