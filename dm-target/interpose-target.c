@@ -267,15 +267,29 @@ static int interpose_forward(struct interposer *ip, bool freeze)
 static int interpose_holder_freeze(struct block_device *bdev)
 {
 	struct interposer *ip = bdev->bd_holder;
+	unsigned int gen;
+	bool closed;
 	int r;
 
 	kref_get(&ip->kref);
+	spin_lock(&ip->lock);
+	gen = ip->holder_gen;
+	spin_unlock(&ip->lock);
 	mutex_unlock(&bdev->bd_holder_lock);
 	r = interpose_forward(ip, true);
 	if (!r) {
+		/*
+		 * The destination may have been closed meanwhile, its
+		 * forwarded freezes collected for a thaw: then no thaw of it
+		 * will reach us any more, and this freeze is undone here.
+		 */
 		spin_lock(&ip->lock);
-		ip->holder_freezes++;
+		closed = gen != ip->holder_gen;
+		if (!closed)
+			ip->holder_freezes++;
 		spin_unlock(&ip->lock);
+		if (closed)
+			interposer_thaw_later(ip, 1);
 	}
 	interposer_put(ip);
 	return r;
@@ -284,13 +298,17 @@ static int interpose_holder_freeze(struct block_device *bdev)
 static int interpose_holder_thaw(struct block_device *bdev)
 {
 	struct interposer *ip = bdev->bd_holder;
+	unsigned int gen;
 	bool thaw;
 	int r = 0;
 
 	kref_get(&ip->kref);
+	spin_lock(&ip->lock);
+	gen = ip->holder_gen;
+	spin_unlock(&ip->lock);
 	mutex_unlock(&bdev->bd_holder_lock);
 	spin_lock(&ip->lock);
-	thaw = ip->holder_freezes > 0;
+	thaw = gen == ip->holder_gen && ip->holder_freezes > 0;
 	if (thaw)
 		ip->holder_freezes--;
 	spin_unlock(&ip->lock);
@@ -331,6 +349,7 @@ static void interposer_close_dest(struct interposer *ip, struct file *f)
 	spin_lock(&ip->lock);
 	n = ip->holder_freezes;
 	ip->holder_freezes = 0;
+	ip->holder_gen++;
 	spin_unlock(&ip->lock);
 	interposer_thaw_later(ip, n);
 }

@@ -32,6 +32,8 @@ struct interpose_c;
  * @redirected: per-cpu count of bios redirected
  * @lock: protects the freeze counters below
  * @holder_freezes: freezes of @orig done for a freeze of @dest
+ * @holder_gen: changes when @dest_file is closed: a forwarded freeze that
+ *	ends after the close it raced with thaws @orig again by itself
  * @suspend_freezes: freezes of @orig done by the owner's presuspend
  * @deferred_thaws: thaws of @orig queued to @thaw_work
  * @thaw_work: thaws @orig from a context that can wait for the stack
@@ -53,6 +55,7 @@ struct interposer {
 	u64 __percpu *redirected;
 	spinlock_t lock;		/* protects the freeze counters */
 	unsigned int holder_freezes;
+	unsigned int holder_gen;
 	unsigned int suspend_freezes;
 	unsigned int deferred_thaws;
 	struct work_struct thaw_work;

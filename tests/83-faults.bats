@@ -4,7 +4,7 @@
 # pressure in a memory cgroup. No oops, no hang (every wait is bounded), I/O
 # fails with EIO where the device fails, data verified where it does not,
 # and the module unloads after each test (no leaked reference).
-# cost: 3
+# cost: 4
 
 load lib
 

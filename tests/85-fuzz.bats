@@ -561,7 +561,7 @@ valid_stack() {
 
 @test "table fuzzer: hostile tables refused with a message, valid ones accepted, live devices intact" {
 	local iters
-	iters=${DMI_FUZZ_ITERATIONS:-$(torture_n 40 1000)}
+	iters=${DMI_FUZZ_ITERATIONS:-$(torture_n 25 1000)}
 	FZ_SEED=${DMI_FUZZ_SEED:-8585}
 	FZ_STATE=$FZ_SEED
 	FZ_TABLES=0 FZ_REFUSED=0 FZ_ACCEPTED=0

@@ -12,7 +12,7 @@
 # of the attach_to resume; DMI_TORTURE=long: all, of attach and attach_to.
 # Load faults: every 5th allocation (1, 6, 11, ...); DMI_TORTURE=long: every
 # one (DMI_FI_STRIDE sets the stride).
-# cost: 8
+# cost: 12
 
 load lib
 
