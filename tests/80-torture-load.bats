@@ -25,25 +25,6 @@ teardown() {
 	dmi_cleanup_unload
 }
 
-# The number of cycles of this run: ncycles SHORT LONG
-ncycles() {
-	echo "${DMI_TORTURE_CYCLES:-$(torture_n "$1" "$2")}"
-}
-
-# dmsetup, bounded: a hung call fails the test instead of the suite.
-dmt() {
-	timeout -k 10 120 dmsetup "$@"
-}
-
-# Load an interpose table into NAME and resume it: int_reload NAME DEV [FEATURES...]
-int_reload() {
-	local name=$1 dev=$2 feat=""
-	shift 2
-	(($#)) && feat=" $# $*"
-	dmt reload "$name" --table "0 $(sectors "$dev") interpose $dev$feat" &&
-		dmt resume "$name"
-}
-
 # The fio job file of the mixed load, SIZE per job, files under DIR:
 # fio_job DIR SIZE. No verify_backlog: with it, --verify_only (the check
 # after the remount) does not check anything.

@@ -39,25 +39,6 @@ teardown() {
 	dmi_cleanup_unload
 }
 
-# The number of cycles of this run: ncycles SHORT LONG
-ncycles() {
-	echo "${DMI_TORTURE_CYCLES:-$(torture_n "$1" "$2")}"
-}
-
-# dmsetup, bounded: a hung call fails the test instead of the suite.
-dmt() {
-	timeout -k 10 120 dmsetup "$@"
-}
-
-# Load an interpose table into NAME and resume it: int_reload NAME DEV [FEATURES...]
-int_reload() {
-	local name=$1 dev=$2 feat=""
-	shift 2
-	(($#)) && feat=" $# $*"
-	dmt reload "$name" --table "0 $(sectors "$dev") interpose $dev$feat" &&
-		dmt resume "$name"
-}
-
 # Report a hang: the blocked tasks' stacks into the kernel log, and the log.
 hang_report() {
 	echo 1 >/proc/sys/kernel/sysrq

@@ -223,6 +223,27 @@ torture_n() {
 	if [[ ${DMI_TORTURE:-} == long ]]; then echo "$2"; else echo "$1"; fi
 }
 
+# The number of cycles of this run (DMI_TORTURE_CYCLES overrides it):
+# ncycles SHORT LONG
+ncycles() {
+	echo "${DMI_TORTURE_CYCLES:-$(torture_n "$1" "$2")}"
+}
+
+# dmsetup, bounded: a hung call fails the test instead of the suite.
+dmt() {
+	timeout -k 10 120 dmsetup "$@"
+}
+
+# lower_reload with each dmsetup call bounded (dmt):
+# int_reload NAME DEV [FEATURES...]
+int_reload() {
+	local name=$1 dev=$2 feat=""
+	shift 2
+	(($#)) && feat=" $# $*"
+	dmt reload "$name" --table "0 $(sectors "$dev") interpose $dev$feat" &&
+		dmt resume "$name"
+}
+
 # One line of figures for the results table of Documentation/torture.rst,
 # on the TAP stream (scripts/torture-report collects them):
 # figure CASE KEY=VALUE... (keys: cycles, bytes_verified, faults, tables, lost)
