@@ -37,11 +37,18 @@ DEFINE_STATIC_SRCU(interpose_srcu);
 static void hook_unregister_fn(struct work_struct *work);
 static DECLARE_WORK(hook_unregister_work, hook_unregister_fn);
 
-static struct interposer *hook_lookup(struct block_device *bdev)
+/*
+ * Readers of the hash: the ftrace callback, with preemption disabled (an
+ * RCU read side: interposers are freed through call_rcu()), and
+ * interpose_submit_bio_noacct(), inside interpose_srcu (an interposer is
+ * freed only after interpose_hook_detach() has waited for that).
+ */
+static __always_inline struct interposer *hook_lookup(struct block_device *bdev)
 {
 	struct interposer *ip;
 
-	hash_for_each_possible_rcu(interpose_hash, ip, hnode, (unsigned long)bdev)
+	hash_for_each_possible_rcu(interpose_hash, ip, hnode, (unsigned long)bdev,
+				   srcu_read_lock_held(&interpose_srcu))
 		if (ip->orig == bdev)
 			return ip;
 	return NULL;
@@ -51,7 +58,7 @@ static struct interposer *hook_lookup(struct block_device *bdev)
 static unsigned int hook_whole_disks;
 
 /* The interposer of a bio's device, or of the disk of its partition. */
-static struct interposer *hook_lookup_bio(struct bio *bio)
+static __always_inline struct interposer *hook_lookup_bio(struct bio *bio)
 {
 	struct block_device *bdev = bio->bi_bdev;
 	struct interposer *ip;
@@ -60,6 +67,28 @@ static struct interposer *hook_lookup_bio(struct bio *bio)
 	if (!ip && READ_ONCE(hook_whole_disks) && bdev_is_partition(bdev))
 		ip = hook_lookup(bdev_whole(bdev));
 	return ip;
+}
+
+/**
+ * hook_wanted - may this bio be redirected?
+ * @ip: the interposer of @bio's device, or of the disk of @bio's partition
+ * @bio: a bio submitted to an interposed device
+ *
+ * Our own bios to the original device bypass the interposer, including what
+ * the block layer resubmits of them after a split (the remainder is the bio
+ * we marked).  A bio already remapped to the whole disk (BIO_REMAPPED) holds a
+ * disk sector, not a partition sector, and is past the interposer.  A bio
+ * of a partition of an interposed disk that does not fit the partition is
+ * left to the block layer, which fails it.
+ *
+ * Return: true if the bio is to be redirected.
+ */
+static inline bool hook_wanted(struct interposer *ip, struct bio *bio)
+{
+	if (interpose_hook_own(bio) || bio_flagged(bio, BIO_REMAPPED))
+		return false;
+	return bio->bi_bdev == ip->orig ||
+	       bio_end_sector(bio) <= bdev_nr_sectors(bio->bi_bdev);
 }
 
 /*
@@ -74,15 +103,21 @@ static void notrace interpose_submit_bio_noacct(struct bio *bio)
 	int idx;
 
 	idx = srcu_read_lock(&interpose_srcu);
-	rcu_read_lock();
+	/* The callback found @bio wanted; that depends on @bio alone. */
 	ip = hook_lookup_bio(bio);
-	rcu_read_unlock();
-	if (ip && interpose_bio_wanted(ip, bio))
+	if (ip)
 		interpose_redirect(ip, bio);
 	submit_bio_noacct(bio);
 	srcu_read_unlock(&interpose_srcu, idx);
 }
 
+/*
+ * Runs at the entry of every submit_bio_noacct() while a redirect exists,
+ * so it does as little as it can: our own bios to an original device go
+ * past without a lookup, and disabled preemption is the RCU read side.  It
+ * needs no recursion protection: it traces submit_bio_noacct() alone and
+ * calls nothing that submits a bio.
+ */
 static void notrace interpose_ftrace_cb(unsigned long ip, unsigned long parent_ip,
 					struct ftrace_ops *ops,
 					struct ftrace_regs *fregs)
@@ -90,19 +125,14 @@ static void notrace interpose_ftrace_cb(unsigned long ip, unsigned long parent_i
 	struct bio *bio = (struct bio *)ftrace_regs_get_argument(fregs, 0);
 	unsigned long redirect_ip = (unsigned long)interpose_submit_bio_noacct;
 	struct interposer *hit;
-	int bit;
 
-	bit = ftrace_test_recursion_trylock(ip, parent_ip);
-	if (bit < 0)
+	if (interpose_hook_own(bio))
 		return;
-	rcu_read_lock();
+	preempt_disable_notrace();
 	hit = hook_lookup_bio(bio);
-	if (hit && !interpose_bio_wanted(hit, bio))
-		hit = NULL;
-	rcu_read_unlock();
-	if (hit)
+	if (hit && hook_wanted(hit, bio))
 		ftrace_regs_set_instruction_pointer(fregs, redirect_ip);
-	ftrace_test_recursion_unlock(bit);
+	preempt_enable_notrace();
 }
 
 static struct ftrace_ops interpose_ftrace_ops = {

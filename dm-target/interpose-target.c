@@ -691,33 +691,11 @@ static void interposer_set_owner(struct interposer *ip, struct interpose_c *ic)
 }
 
 /**
- * interpose_bio_wanted - may this bio be redirected?
- * @ip: the interposer of @bio's device, or of the disk of @bio's partition
- * @bio: a bio submitted to an interposed device
- *
- * Our own bios to the original device bypass the interposer, including what
- * the block layer resubmits of them after a split (the remainder is the bio
- * we marked).  A bio already remapped to the whole disk (BIO_REMAPPED) holds a
- * disk sector, not a partition sector, and is past the interposer.  A bio
- * of a partition of an interposed disk that does not fit the partition is
- * left to the block layer, which fails it.
- *
- * Return: true if the bio is to be redirected.
- */
-bool interpose_bio_wanted(struct interposer *ip, struct bio *bio)
-{
-	if (interpose_hook_own(bio) || bio_flagged(bio, BIO_REMAPPED))
-		return false;
-	return bio->bi_bdev == ip->orig ||
-	       bio_end_sector(bio) <= bdev_nr_sectors(bio->bi_bdev);
-}
-
-/**
  * interpose_redirect - point a bio of an interposed device at the redirect
  * @ip: the interposer of @bio's device, or of the disk of @bio's partition
  * @bio: the bio
  *
- * Called by the hook for a bio interpose_bio_wanted() accepted; the hook
+ * Called by the hook for a bio it accepted (the ftrace one: hook_wanted()); the hook
  * then submits @bio again.  A bio of a partition of an interposed disk is
  * remapped to the disk's sectors, as the block layer would.
  */

@@ -63,7 +63,6 @@ struct interposer {
 };
 
 /* Provided by the target, called by the hook backend. */
-bool interpose_bio_wanted(struct interposer *ip, struct bio *bio);
 void interpose_redirect(struct interposer *ip, struct bio *bio);
 void interpose_orig_dead(void);
 
