@@ -103,9 +103,13 @@ static void notrace interpose_submit_bio_noacct(struct bio *bio)
 	int idx;
 
 	idx = srcu_read_lock(&interpose_srcu);
-	/* The callback found @bio wanted; that depends on @bio alone. */
+	/*
+	 * Asked again: the interposer found now may be another one, e.g. of
+	 * the whole disk where the callback found the partition's, and a bio
+	 * past the end of the partition must not reach the disk.
+	 */
 	ip = hook_lookup_bio(bio);
-	if (ip)
+	if (ip && hook_wanted(ip, bio))
 		interpose_redirect(ip, bio);
 	submit_bio_noacct(bio);
 	srcu_read_unlock(&interpose_srcu, idx);
