@@ -15,12 +15,14 @@
 #include <linux/bio.h>
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
+#include <linux/buffer_head.h>
 #include <linux/completion.h>
 #include <linux/device-mapper.h>
 #include <linux/kernfs.h>
 #include <linux/kobject.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
+#include <linux/pagemap.h>
 #include <linux/percpu.h>
 #include <linux/slab.h>
 #include <linux/workqueue.h>
@@ -69,6 +71,8 @@ struct interpose_c {
 static DEFINE_MUTEX(interpose_mutex);
 static LIST_HEAD(interposers);
 static struct workqueue_struct *interpose_wq;
+/* Completes writes after dropping the stale pages they left behind. */
+static struct workqueue_struct *interpose_cache_wq;
 
 static void interposer_reap_fn(struct work_struct *work);
 static DECLARE_WORK(interposer_reap_work, interposer_reap_fn);
@@ -712,6 +716,104 @@ void interpose_redirect(struct interposer *ip, struct bio *bio)
 	this_cpu_inc(*ip->redirected);
 }
 
+/**
+ * struct interpose_pb - per-bio data of a bio passed down to the original
+ * @start: first byte of the original device the bio changes
+ * @end: last byte it changes
+ * @work: drops the original's cached pages over [@start, @end], then
+ *	completes the bio
+ * @mapping: the original's page cache
+ * @check: the bio changes data without going through the original
+ *	device's page cache
+ */
+struct interpose_pb {
+	loff_t start;
+	loff_t end;
+	struct work_struct work;
+	struct address_space *mapping;
+	bool check;
+};
+
+/*
+ * Does @bio change data of the original device behind its page cache?  The
+ * original's own writeback (its pages) does not; anything else does: the
+ * writes of a filesystem's files, of a device stacked on the original, of
+ * O_DIRECT, discards and write-zeroes.
+ */
+static bool interpose_bypasses_cache(struct interpose_c *ic, struct bio *bio)
+{
+	if (!op_is_write(bio_op(bio)) || !bio_sectors(bio))
+		return false;
+	if (bio_has_data(bio) &&
+	    page_folio(bio_page(bio))->mapping == ic->orig->bd_mapping)
+		return false;
+	return true;
+}
+
+/*
+ * Drop the pages of @mapping over [@start, @end]: they may hold data older
+ * than what a write that went around them has just put on the disk.  As
+ * after a direct write (kiocb_invalidate_post_direct_write()), dirty pages
+ * are kept; a page kept busy by a per-CPU buffer_head LRU is retried once
+ * after those are emptied.
+ */
+static void interpose_invalidate_range(struct address_space *mapping,
+				       loff_t start, loff_t end)
+{
+	pgoff_t first = start >> PAGE_SHIFT, last = end >> PAGE_SHIFT;
+
+	if (invalidate_inode_pages2_range(mapping, first, last) == -EBUSY) {
+		invalidate_bh_lrus();
+		invalidate_inode_pages2_range(mapping, first, last);
+	}
+}
+
+static void interpose_invalidate_fn(struct work_struct *work)
+{
+	struct interpose_pb *pb = container_of(work, struct interpose_pb, work);
+	struct bio *bio = dm_bio_from_per_bio_data(pb, sizeof(*pb));
+
+	interpose_invalidate_range(pb->mapping, pb->start, pb->end);
+	/* DM's completion again; interpose_end_io() lets it through now. */
+	bio_endio(bio);
+}
+
+/**
+ * interpose_end_io - keep the original's page cache coherent
+ * @ti: the target
+ * @bio: a bio passed down to the original device, completed
+ * @error: its status
+ *
+ * A write that reached the original device other than through its page
+ * cache leaves that cache stale over the range it wrote.  On a device
+ * nobody else holds open the cache is dropped at the last close, but ours
+ * is an open that lasts as long as the table: so drop the pages that
+ * overlap such a write before the write completes, in process context, as
+ * the kernel does after a direct write.  Nothing is deferred when the range
+ * has no cached page.
+ *
+ * Return: DM_ENDIO_DONE, or DM_ENDIO_INCOMPLETE when the completion is
+ * finished by interpose_invalidate_fn().
+ */
+static int interpose_end_io(struct dm_target *ti, struct bio *bio,
+			    blk_status_t *error)
+{
+	struct interpose_c *ic = ti->private;
+	struct interpose_pb *pb = dm_per_bio_data(bio, sizeof(*pb));
+	struct address_space *mapping = ic->orig->bd_mapping;
+
+	if (!pb->check)
+		return DM_ENDIO_DONE;
+	pb->check = false;
+	if (!READ_ONCE(mapping->nrpages) ||
+	    !filemap_range_has_page(mapping, pb->start, pb->end))
+		return DM_ENDIO_DONE;
+	pb->mapping = mapping;
+	INIT_WORK(&pb->work, interpose_invalidate_fn);
+	queue_work(interpose_cache_wq, &pb->work);
+	return DM_ENDIO_INCOMPLETE;
+}
+
 /*
  * Pass a bio down to the original device: DM's clone is remapped there, as
  * dm-linear does, and marked so that the hook lets it (and any remainder
@@ -720,7 +822,13 @@ void interpose_redirect(struct interposer *ip, struct bio *bio)
 static int interpose_map(struct dm_target *ti, struct bio *bio)
 {
 	struct interpose_c *ic = ti->private;
+	struct interpose_pb *pb = dm_per_bio_data(bio, sizeof(*pb));
 
+	pb->check = interpose_bypasses_cache(ic, bio);
+	if (pb->check) {
+		pb->start = (loff_t)bio->bi_iter.bi_sector << SECTOR_SHIFT;
+		pb->end = pb->start + bio->bi_iter.bi_size - 1;
+	}
 	bio_set_dev(bio, ic->orig);
 	interpose_hook_mark_own(bio);
 	/* Completions of the original's poll queues would go unnoticed. */
@@ -945,6 +1053,7 @@ static int interpose_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	}
 
+	ti->per_io_data_size = sizeof(struct interpose_pb);
 	ti->num_flush_bios = 1;
 	ti->num_discard_bios = 1;
 	ti->num_secure_erase_bios = 1;
@@ -1190,6 +1299,7 @@ static struct target_type interpose_target = {
 	.ctr = interpose_ctr,
 	.dtr = interpose_dtr,
 	.map = interpose_map,
+	.end_io = interpose_end_io,
 	.presuspend = interpose_presuspend,
 	.presuspend_undo = interpose_presuspend_undo,
 	.preresume = interpose_preresume,
@@ -1205,9 +1315,15 @@ static int __init dm_interpose_init(void)
 	interpose_wq = alloc_workqueue("dm-interpose", WQ_MEM_RECLAIM, 0);
 	if (!interpose_wq)
 		return -ENOMEM;
+	interpose_cache_wq = alloc_workqueue("dm-interpose-cache",
+					     WQ_MEM_RECLAIM, 0);
+	if (!interpose_cache_wq) {
+		r = -ENOMEM;
+		goto bad_wq;
+	}
 	r = interpose_hook_init();
 	if (r)
-		goto bad_wq;
+		goto bad_cache_wq;
 	r = interpose_watch_init();
 	if (r)
 		goto bad_hook;
@@ -1220,6 +1336,8 @@ bad_watch:
 	interpose_watch_exit();
 bad_hook:
 	interpose_hook_exit();
+bad_cache_wq:
+	destroy_workqueue(interpose_cache_wq);
 bad_wq:
 	destroy_workqueue(interpose_wq);
 	return r;
@@ -1231,6 +1349,7 @@ static void __exit dm_interpose_exit(void)
 	interpose_watch_exit();
 	cancel_work_sync(&interposer_reap_work);
 	interpose_hook_exit();
+	destroy_workqueue(interpose_cache_wq);
 	destroy_workqueue(interpose_wq);
 	rcu_barrier();
 }
