@@ -32,7 +32,7 @@
 VM_OPTS    ?= --mem 3072 --timeout 3600
 SUITES     ?=
 
-.PHONY: all setup module lvm lvm-check check torture kernel kernel-bench check-native demo bench lint clean install uninstall check-install
+.PHONY: all setup module fstests lvm lvm-check check torture kernel kernel-bench check-native demo bench lint clean install uninstall check-install
 
 all: module
 
@@ -41,6 +41,7 @@ setup:
 
 module: setup
 	scripts/build-module
+	scripts/build-module --dir tests/helpers/nop
 
 # Each lane spreads its suites over GUESTS guests running side by side (a
 # single-threaded TCG guest keeps one host core busy).
@@ -52,7 +53,7 @@ GUESTS     ?= 2
 # comes at the end (scripts/torture-report).
 STOCK_SKIP ?= tests/86-fault-inject.bats
 STOCK_SUITES = $(or $(SUITES),$(filter-out $(STOCK_SKIP),$(sort $(wildcard tests/*.bats))))
-check: lint module check-install lvm
+check: lint module check-install lvm fstests
 	VM_RUN_OPTS="$(VM_OPTS)" scripts/check-lane --kernel stock --guests $(GUESTS) $(STOCK_SUITES)
 	-scripts/torture-report build/check-stock/*.out
 
@@ -61,7 +62,7 @@ check: lint module check-install lvm
 # it, on the patched one; then the table of their figures.
 TORTURE_SUITES = $(sort $(wildcard tests/8*.bats))
 TORTURE_OPTS = --mem 3072 --timeout 14400 --env DMI_TORTURE=long --env BATS_TEST_TIMEOUT=7200
-torture: lint module lvm
+torture: lint module lvm fstests
 	VM_RUN_OPTS="$(TORTURE_OPTS)" scripts/check-lane --kernel stock \
 		--guests $(GUESTS) $(filter-out $(STOCK_SKIP),$(TORTURE_SUITES))
 	if [ -f build/kernel/module/dm-interpose.ko ]; then \
@@ -71,6 +72,10 @@ torture: lint module lvm
 
 lvm: setup
 	scripts/build-lvm
+
+# fstests, for tests/87-fstests.bats (from ../shared/fstests; not in Debian).
+fstests: setup
+	scripts/build-fstests
 
 lvm-check: setup
 	scripts/lvm-check $(LVM_TESTS)
@@ -83,7 +88,7 @@ kernel-bench: setup
 
 # The debug kernel runs a few times slower under TCG: the attach/detach
 # cycles of tests/40-load.bats under fio are NATIVE_CYCLES per case there
-# (the stock lane runs 20).
+# (the stock lane runs 10).
 # The failure-point tests of tests/60-dmsetup.bats, when run there, fail
 # every NATIVE_FAIL_STRIDE-th DM ioctl; the stock lane fails every one.
 # What the native lane leaves out (NATIVE_SKIP; the CI budget), all of it
@@ -129,4 +134,5 @@ lint: setup
 
 clean:
 	-scripts/build-module clean
+	-scripts/build-module --dir tests/helpers/nop clean
 	rm -rf build

@@ -15,7 +15,6 @@
 #include <linux/bio.h>
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
-#include <linux/buffer_head.h>
 #include <linux/completion.h>
 #include <linux/device-mapper.h>
 #include <linux/kernfs.h>
@@ -722,7 +721,7 @@ void interpose_redirect(struct interposer *ip, struct bio *bio)
  * @end: last byte it changes
  * @work: drops the original's cached pages over [@start, @end], then
  *	completes the bio
- * @mapping: the original's page cache
+ * @orig: the original device
  * @check: the bio changes data without going through the original
  *	device's page cache
  */
@@ -730,7 +729,7 @@ struct interpose_pb {
 	loff_t start;
 	loff_t end;
 	struct work_struct work;
-	struct address_space *mapping;
+	struct block_device *orig;
 	bool check;
 };
 
@@ -751,21 +750,24 @@ static bool interpose_bypasses_cache(struct interpose_c *ic, struct bio *bio)
 }
 
 /*
- * Drop the pages of @mapping over [@start, @end]: they may hold data older
- * than what a write that went around them has just put on the disk.  As
- * after a direct write (kiocb_invalidate_post_direct_write()), dirty pages
- * are kept; a page kept busy by a per-CPU buffer_head LRU is retried once
- * after those are emptied.
+ * Drop the clean pages of @bdev's page cache over [@start, @end]: they may
+ * hold data older than what a write that went around them has just put on
+ * the disk.  A page still there after the ranged pass may be pinned by a
+ * per-CPU LRU batch or buffer_head LRU: invalidate_bdev() empties those
+ * first (and drops every clean page of the device).  Nothing here waits for
+ * a page lock or for writeback, as invalidate_inode_pages2_range() would: a
+ * page locked for a read that a suspended device in the stack holds back
+ * would hold up this write's completion, and with it the suspend.  Dirty
+ * pages are kept.
  */
-static void interpose_invalidate_range(struct address_space *mapping,
+static void interpose_invalidate_range(struct block_device *bdev,
 				       loff_t start, loff_t end)
 {
-	pgoff_t first = start >> PAGE_SHIFT, last = end >> PAGE_SHIFT;
+	struct address_space *mapping = bdev->bd_mapping;
 
-	if (invalidate_inode_pages2_range(mapping, first, last) == -EBUSY) {
-		invalidate_bh_lrus();
-		invalidate_inode_pages2_range(mapping, first, last);
-	}
+	invalidate_mapping_pages(mapping, start >> PAGE_SHIFT, end >> PAGE_SHIFT);
+	if (filemap_range_has_page(mapping, start, end))
+		invalidate_bdev(bdev);
 }
 
 static void interpose_invalidate_fn(struct work_struct *work)
@@ -773,7 +775,7 @@ static void interpose_invalidate_fn(struct work_struct *work)
 	struct interpose_pb *pb = container_of(work, struct interpose_pb, work);
 	struct bio *bio = dm_bio_from_per_bio_data(pb, sizeof(*pb));
 
-	interpose_invalidate_range(pb->mapping, pb->start, pb->end);
+	interpose_invalidate_range(pb->orig, pb->start, pb->end);
 	/* DM's completion again; interpose_end_io() lets it through now. */
 	bio_endio(bio);
 }
@@ -808,7 +810,7 @@ static int interpose_end_io(struct dm_target *ti, struct bio *bio,
 	if (!READ_ONCE(mapping->nrpages) ||
 	    !filemap_range_has_page(mapping, pb->start, pb->end))
 		return DM_ENDIO_DONE;
-	pb->mapping = mapping;
+	pb->orig = ic->orig;
 	INIT_WORK(&pb->work, interpose_invalidate_fn);
 	queue_work(interpose_cache_wq, &pb->work);
 	return DM_ENDIO_INCOMPLETE;

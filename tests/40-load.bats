@@ -1,13 +1,14 @@
 #!/usr/bin/env bats
 # Attach and detach in a loop under an fio write load with verification:
-# ext4 and XFS, partition and whole disk. CYCLES (default 20) per case.
-# cost: 11
+# ext4 and XFS, partition and whole disk. CYCLES (default 10) per case;
+# tests/80-torture-load.bats runs the long cycles (make torture).
+# cost: 6
 
 load lib
 
 setup() {
 	dmi_require_guest
-	CYCLES=${DMI_CYCLES:-20}
+	CYCLES=${DMI_CYCLES:-10}
 }
 
 teardown() {
