@@ -3,8 +3,9 @@
 # plain devices and on the same devices interposed, in one guest: ext4 plain,
 # with "attach" and with "attach_to" an era stack; XFS plain and "attach_to"
 # a snapshot-origin stack with a live snapshot of each device. TEST_DEV and
-# SCRATCH_DEV are always the original devices (the two partitions of the
-# first disk), as a user of an interposed device keeps using them. A test
+# SCRATCH_DEV are always the original devices (the two whole disks: on
+# partitions the stale page cache of an interposed original did not show),
+# as a user of an interposed device keeps using them. A test
 # that passes plain and does not pass interposed fails the suite; so does a
 # test of the list that does not run plain (the suite would test less than
 # it says). List: tests/fstests/short.list, long.list with DMI_TORTURE=long.
@@ -71,8 +72,9 @@ uninterpose() {
 # Run the list on FS in configuration CFG (plain, attach, era, snapshot);
 # the results go to $BATS_TEST_TMPDIR/CFG.{log,failed,notrun}.
 fst_run() {
-	local fs=$1 cfg=$2 test_dev=${DMI_PDISK}1 scratch_dev=${DMI_PDISK}2 rc=0
+	local fs=$1 cfg=$2 test_dev=$DMI_PDISK scratch_dev=$DMI_WDISK rc=0
 	local out=$BATS_TEST_TMPDIR/$cfg
+	wipefs -q -a "$test_dev"
 	case $fs in
 	ext4) mkfs.ext4 -q -F "$test_dev" ;;
 	xfs) mkfs.xfs -q -f "$test_dev" ;;
