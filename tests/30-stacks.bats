@@ -172,14 +172,21 @@ coherent() {
 	cmp <(dd if="$1" bs=1M status=none) <(dd if="$1" bs=1M iflag=direct status=none)
 }
 
+# interposed_ext4_loop MB: ORIG becomes an ext4 loop device of MB MiB with
+# the lower device "low" attached to it, and its page cache filled, as
+# udev's blkid does after an event.
+interposed_ext4_loop() {
+	ORIG=$(new_loop "$1")
+	mkfs.ext4 -q -F "$ORIG"
+	lower_create low "$ORIG" attach
+	dd if="$ORIG" of=/dev/null bs=1M status=none
+}
+
 @test "page cache: a linear device on the interposed original leaves e2fsck nothing stale" {
 	local l sz mnt=$DMI_MNT/top
-	l=$(new_loop 256)
-	mkfs.ext4 -q -F "$l"
+	interposed_ext4_loop 256
+	l=$ORIG
 	sz=$(sectors "$l")
-	lower_create low "$l" attach
-	# Fill the original's page cache, as udev's blkid does after an event.
-	dd if="$l" of=/dev/null bs=1M status=none
 	dmsetup create top --table "0 $sz linear $l 0"
 	mkdir -p "$mnt"
 	mount /dev/mapper/top "$mnt"
@@ -202,11 +209,9 @@ coherent() {
 @test "page cache: LUKS header and dm-crypt on the interposed disk, blkid and luksDump read the original" {
 	local d sz mnt=$DMI_MNT/crypt
 	# A small disk: dm-crypt is slow on the debug kernel of the native lane.
-	d=$(new_loop 160)
-	mkfs.ext4 -q -F "$d"
+	interposed_ext4_loop 160
+	d=$ORIG
 	sz=$(sectors "$d")
-	lower_create low "$d" attach
-	dd if="$d" of=/dev/null bs=1M status=none
 	[[ $(blkid -p -o value -s TYPE "$d") == ext4 ]]
 	# The header written through a device stacked on the disk.
 	dmsetup create top --table "0 $sz linear $d 0"
