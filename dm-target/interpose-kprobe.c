@@ -1,18 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0-only
 /*
- * dm-interpose: ftrace backend of the interposer hook.
+ * dm-interpose: kprobe backend of the interposer hook.
  *
  * Stock kernels have no interposer in the block layer, so this backend puts
- * an ftrace callback on the entry of submit_bio_noacct().  For a bio whose
- * device has an interposer the callback replaces the call with
+ * a kprobe on the entry of submit_bio_noacct().  For a bio whose device has
+ * an interposer the probe's handler replaces the call with
  * interpose_submit_bio_noacct(), which points the bio at the redirect
- * destination and submits it again.  The callback is registered only while
- * at least one redirect exists; a device without an interposer then pays one
+ * destination and submits it again.  The probe is registered only while at
+ * least one redirect exists; a device without an interposer then pays one
  * hash lookup per bio (a partition two, while a whole disk is interposed).
+ *
+ * Why a kprobe and not an ftrace callback with FTRACE_OPS_FL_IPMODIFY: ftrace
+ * allows one IPMODIFY callback per function, and other products (backup
+ * agents' block filters) hold one on submit_bio_noacct().  A kprobe without
+ * a post_handler is armed through ftrace without IPMODIFY, and its
+ * pre_handler may still change the instruction pointer: that is how function
+ * error injection overrides a function.  Both hooks then run: when both pick
+ * the same bio, the one that runs last wins, and the other sees the bio when
+ * it is submitted again (ours to the original device, the other product's
+ * from its own filter).  On kernels where kprobes cannot use ftrace the probe
+ * is a breakpoint, slower but the same.
  */
 #include <linux/blk-mq.h>
-#include <linux/ftrace.h>
 #include <linux/hashtable.h>
+#include <linux/kprobes.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/srcu.h>
@@ -27,7 +38,7 @@
 static DEFINE_HASHTABLE(interpose_hash, INTERPOSE_HASH_BITS);
 /* interpose_hook_mark_own() points bi_private here. */
 const char interpose_own_marker;
-/* Serialises hash updates and (un)registration of the ftrace callback. */
+/* Serialises hash updates and (un)registration of the kprobe. */
 static DEFINE_MUTEX(hook_mutex);
 static unsigned int hook_users;
 static bool hook_registered;
@@ -38,7 +49,7 @@ static void hook_unregister_fn(struct work_struct *work);
 static DECLARE_WORK(hook_unregister_work, hook_unregister_fn);
 
 /*
- * Readers of the hash: the ftrace callback, with preemption disabled (an
+ * Readers of the hash: the kprobe handler, with preemption disabled (an
  * RCU read side: interposers are freed through call_rcu()), and
  * interpose_submit_bio_noacct(), inside interpose_srcu (an interposer is
  * freed only after interpose_hook_detach() has waited for that).
@@ -92,7 +103,7 @@ static inline bool hook_wanted(struct interposer *ip, struct bio *bio)
 }
 
 /*
- * Runs instead of submit_bio_noacct() for a bio the callback picked.  The
+ * Runs instead of submit_bio_noacct() for a bio the handler picked.  The
  * lookup is repeated: the redirect may have gone away in between, and the
  * SRCU read section keeps @ip and its destination alive until the bio is
  * submitted to it.
@@ -105,7 +116,7 @@ static void notrace interpose_submit_bio_noacct(struct bio *bio)
 	idx = srcu_read_lock(&interpose_srcu);
 	/*
 	 * Asked again: the interposer found now may be another one, e.g. of
-	 * the whole disk where the callback found the partition's, and a bio
+	 * the whole disk where the handler found the partition's, and a bio
 	 * past the end of the partition must not reach the disk.
 	 */
 	ip = hook_lookup_bio(bio);
@@ -118,41 +129,37 @@ static void notrace interpose_submit_bio_noacct(struct bio *bio)
 /*
  * Runs at the entry of every submit_bio_noacct() while a redirect exists,
  * so it does as little as it can: our own bios to an original device go
- * past without a lookup, and disabled preemption is the RCU read side.  It
- * needs no recursion protection: it traces submit_bio_noacct() alone and
- * calls nothing that submits a bio.
+ * past without a lookup.  Kprobe handlers run with preemption disabled,
+ * which is the RCU read side of the lookup.  submit_bio_noacct() may sleep,
+ * so it is never called in a context that interrupts another kprobe handler
+ * (which would make kprobes skip this one).
+ *
+ * Return: 1 when the call is replaced (the kprobe API's "regs->ip changed").
  */
-static void notrace interpose_ftrace_cb(unsigned long ip, unsigned long parent_ip,
-					struct ftrace_ops *ops,
-					struct ftrace_regs *fregs)
+static int interpose_kprobe_pre(struct kprobe *p, struct pt_regs *regs)
 {
-	struct bio *bio = (struct bio *)ftrace_regs_get_argument(fregs, 0);
-	unsigned long redirect_ip = (unsigned long)interpose_submit_bio_noacct;
+	struct bio *bio = (struct bio *)regs_get_kernel_argument(regs, 0);
 	struct interposer *hit;
 
 	if (interpose_hook_own(bio))
-		return;
-	preempt_disable_notrace();
+		return 0;
 	hit = hook_lookup_bio(bio);
-	if (hit && hook_wanted(hit, bio))
-		ftrace_regs_set_instruction_pointer(fregs, redirect_ip);
-	preempt_enable_notrace();
+	if (!hit || !hook_wanted(hit, bio))
+		return 0;
+	instruction_pointer_set(regs, (unsigned long)interpose_submit_bio_noacct);
+	return 1;
 }
 
-static struct ftrace_ops interpose_ftrace_ops = {
-	.func = interpose_ftrace_cb,
-	.flags = FTRACE_OPS_FL_DYNAMIC |
-#ifndef CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS
-		 FTRACE_OPS_FL_SAVE_REGS |
-#endif
-		 FTRACE_OPS_FL_IPMODIFY,
+static struct kprobe interpose_kprobe = {
+	.symbol_name = "submit_bio_noacct",
+	.pre_handler = interpose_kprobe_pre,
 };
 
 static void hook_unregister_fn(struct work_struct *work)
 {
 	mutex_lock(&hook_mutex);
 	if (!hook_users && hook_registered) {
-		unregister_ftrace_function(&interpose_ftrace_ops);
+		unregister_kprobe(&interpose_kprobe);
 		hook_registered = false;
 	}
 	mutex_unlock(&hook_mutex);
@@ -161,11 +168,11 @@ static void hook_unregister_fn(struct work_struct *work)
 /**
  * interpose_hook_get - make the hook ready for one more interposer
  *
- * Registers the ftrace callback for the first user.  Called before the
- * original device is frozen: registration patches kernel text, which takes
- * a while, and must not lengthen the time the filesystem is frozen.
+ * Registers the kprobe for the first user.  Called before the original
+ * device is frozen: registration patches kernel text, which takes a while,
+ * and must not lengthen the time the filesystem is frozen.
  *
- * Return: 0 or a negative errno from ftrace.
+ * Return: 0 or a negative errno from kprobes.
  */
 int interpose_hook_get(void)
 {
@@ -173,9 +180,12 @@ int interpose_hook_get(void)
 
 	mutex_lock(&hook_mutex);
 	if (!hook_registered) {
-		r = register_ftrace_function(&interpose_ftrace_ops);
+		/* A kprobe is reset for each registration. */
+		interpose_kprobe.addr = NULL;
+		interpose_kprobe.flags = 0;
+		r = register_kprobe(&interpose_kprobe);
 		if (r)
-			DMERR("cannot register ftrace callback on submit_bio_noacct: %d",
+			DMERR("cannot register a kprobe on submit_bio_noacct: %d",
 			      r);
 		else
 			hook_registered = true;
@@ -189,8 +199,8 @@ int interpose_hook_get(void)
 /**
  * interpose_hook_put - drop a reference taken by interpose_hook_get()
  *
- * The ftrace callback is unregistered asynchronously when the last user
- * goes, so that detaching does not wait for an RCU-tasks grace period.
+ * The kprobe is unregistered asynchronously when the last user goes, so
+ * that detaching does not wait for the grace periods that takes.
  */
 void interpose_hook_put(void)
 {
@@ -214,14 +224,15 @@ void interpose_hook_put(void)
 int interpose_hook_attach(struct interposer *ip)
 {
 	struct request_queue *q = bdev_get_queue(ip->orig);
+	unsigned int memflags;
 
-	blk_mq_freeze_queue(q);
+	memflags = interpose_freeze_queue(q);
 	mutex_lock(&hook_mutex);
 	if (!bdev_is_partition(ip->orig))
 		WRITE_ONCE(hook_whole_disks, hook_whole_disks + 1);
 	hash_add_rcu(interpose_hash, &ip->hnode, (unsigned long)ip->orig);
 	mutex_unlock(&hook_mutex);
-	blk_mq_unfreeze_queue(q);
+	interpose_unfreeze_queue(q, memflags);
 	return 0;
 }
 
@@ -242,8 +253,7 @@ void interpose_hook_detach(struct interposer *ip)
 		WRITE_ONCE(hook_whole_disks, hook_whole_disks - 1);
 	mutex_unlock(&hook_mutex);
 	synchronize_srcu_expedited(&interpose_srcu);
-	blk_mq_freeze_queue(q);
-	blk_mq_unfreeze_queue(q);
+	interpose_unfreeze_queue(q, interpose_freeze_queue(q));
 }
 
 /**
@@ -260,21 +270,13 @@ void interpose_hook_sync(struct interposer *ip)
 
 int interpose_hook_init(void)
 {
-	/* ftrace may edit the pattern in place. */
-	unsigned char func[] = "submit_bio_noacct";
-	int r;
-
-	r = ftrace_set_filter(&interpose_ftrace_ops, func, strlen(func), 0);
-	if (r)
-		DMERR("cannot trace submit_bio_noacct: %d", r);
-	return r;
+	return 0;
 }
 
 void interpose_hook_exit(void)
 {
 	cancel_work_sync(&hook_unregister_work);
 	hook_unregister_fn(NULL);
-	ftrace_free_filter(&interpose_ftrace_ops);
 	/* No task may still be running interpose_submit_bio_noacct(). */
 	synchronize_srcu(&interpose_srcu);
 	synchronize_rcu_tasks();

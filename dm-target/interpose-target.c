@@ -40,7 +40,7 @@ enum interpose_mode {
  * struct interpose_c - one "interpose" target (one table)
  * @ti: the target
  * @md: the mapped device the table belongs to
- * @orig_file: non-exclusive open of the original device
+ * @orig_open: non-exclusive, read-only open of the original device
  * @orig: the original device
  * @orig_dev: a dm_dev describing @orig, for iterate_devices only
  * @mode: pass-through, attach or attach_to
@@ -54,7 +54,7 @@ enum interpose_mode {
 struct interpose_c {
 	struct dm_target *ti;
 	struct mapped_device *md;
-	struct file *orig_file;
+	struct interpose_bdev orig_open;
 	struct block_device *orig;
 	struct dm_dev orig_dev;
 	enum interpose_mode mode;
@@ -161,7 +161,7 @@ static void interposer_release(struct kref *kref)
 {
 	struct interposer *ip = container_of(kref, struct interposer, kref);
 
-	fput(ip->orig_file);
+	interpose_bdev_close(&ip->orig_open);
 	/* The hook's lookup may still see @ip until a grace period ends. */
 	call_rcu(&ip->rcu, interposer_free_rcu);
 }
@@ -181,7 +181,7 @@ static void interposer_thaw_fn(struct work_struct *work)
 	ip->deferred_thaws = 0;
 	spin_unlock(&ip->lock);
 	while (n--)
-		bdev_thaw(ip->orig);
+		interpose_bdev_thaw(ip->orig);
 	interposer_put(ip);
 }
 
@@ -214,13 +214,14 @@ static unsigned int interposer_take_suspend_freezes(struct interposer *ip)
 	return n;
 }
 
+#ifndef INTERPOSE_OLD_BDEV_OPEN
 /**
  * struct interpose_forward - a freeze or thaw of the original device
  * @work: runs it in interpose_wq
  * @done: completed when it is done
  * @ip: the interposer
  * @freeze: freeze, or thaw
- * @result: what bdev_freeze() or bdev_thaw() returned
+ * @result: what the freeze or thaw returned
  */
 struct interpose_forward {
 	struct work_struct work;
@@ -234,7 +235,8 @@ static void interpose_forward_fn(struct work_struct *work)
 {
 	struct interpose_forward *f = container_of(work, struct interpose_forward, work);
 
-	f->result = f->freeze ? bdev_freeze(f->ip->orig) : bdev_thaw(f->ip->orig);
+	f->result = f->freeze ? interpose_bdev_freeze(f->ip->orig) :
+				interpose_bdev_thaw(f->ip->orig);
 	complete(&f->done);
 }
 
@@ -326,29 +328,35 @@ static const struct blk_holder_ops interpose_holder_ops = {
 	.thaw = interpose_holder_thaw,
 };
 
+#define INTERPOSE_HOLDER_OPS (&interpose_holder_ops)
+#else
+/* Before 6.8 a holder learns nothing of a freeze (interpose-compat.h). */
+#define INTERPOSE_HOLDER_OPS NULL
+#endif
+
 /*
  * Open the redirect destination exclusively, with @ip as holder.  Nothing
  * else may then claim it (stack on it, mount it), and it cannot be removed
  * while the redirect exists.
  */
-static struct file *interposer_open_dest(struct interposer *ip, dev_t devt)
+static int interposer_open_dest(struct interposer *ip, dev_t devt,
+				struct interpose_bdev *b)
 {
-	struct file *f;
+	int r;
 
-	f = bdev_file_open_by_dev(devt, BLK_OPEN_READ | BLK_OPEN_WRITE, ip,
-				  &interpose_holder_ops);
-	if (IS_ERR(f))
-		DMERR("cannot claim redirect destination %u:%u: %ld (in use?)",
-		      MAJOR(devt), MINOR(devt), PTR_ERR(f));
-	return f;
+	r = interpose_bdev_open(b, devt, true, ip, INTERPOSE_HOLDER_OPS);
+	if (r)
+		DMERR("cannot claim redirect destination %u:%u: %d (in use?)",
+		      MAJOR(devt), MINOR(devt), r);
+	return r;
 }
 
 /* Close a destination; freezes forwarded through it are thawed later. */
-static void interposer_close_dest(struct interposer *ip, struct file *f)
+static void interposer_close_dest(struct interposer *ip, struct interpose_bdev *b)
 {
 	unsigned int n;
 
-	bdev_fput(f);
+	interpose_bdev_close(b);
 	spin_lock(&ip->lock);
 	n = ip->holder_freezes;
 	ip->holder_freezes = 0;
@@ -557,26 +565,23 @@ static int interposer_create(struct interpose_c *ic, dev_t devt)
 	INIT_WORK(&ip->thaw_work, interposer_thaw_fn);
 	INIT_LIST_HEAD(&ip->list);
 	ip->orig = ic->orig;
-	ip->orig_file = bdev_file_open_by_dev(ic->orig->bd_dev, BLK_OPEN_READ,
-					      NULL, NULL);
-	if (IS_ERR(ip->orig_file)) {
-		r = PTR_ERR(ip->orig_file);
+	r = interpose_bdev_open(&ip->orig_open, ic->orig->bd_dev, false, NULL,
+				NULL);
+	if (r) {
 		free_percpu(ip->redirected);
 		kfree(ip);
 		return r;
 	}
-	ip->dest_file = interposer_open_dest(ip, devt);
-	if (IS_ERR(ip->dest_file)) {
-		r = PTR_ERR(ip->dest_file);
+	r = interposer_open_dest(ip, devt, &ip->dest_open);
+	if (r)
 		goto bad_put;
-	}
-	ip->dest = file_bdev(ip->dest_file);
+	ip->dest = ip->dest_open.bdev;
 	r = interpose_hook_get();
 	if (r)
 		goto bad_close;
 
 	if (ic->freeze) {
-		r = bdev_freeze(ic->orig);
+		r = interpose_bdev_freeze(ic->orig);
 		if (r) {
 			DMERR("%s: cannot freeze %pg: %d", dm_device_name(ic->md),
 			      ic->orig, r);
@@ -588,7 +593,7 @@ static int interposer_create(struct interpose_c *ic, dev_t devt)
 		DMERR("%s: cannot attach to %pg: %d", dm_device_name(ic->md),
 		      ic->orig, r);
 		if (ic->freeze)
-			bdev_thaw(ic->orig);
+			interpose_bdev_thaw(ic->orig);
 		goto bad_hook;
 	}
 	ip->owner = ic;
@@ -604,7 +609,7 @@ static int interposer_create(struct interpose_c *ic, dev_t devt)
 bad_hook:
 	interpose_hook_put();
 bad_close:
-	bdev_fput(ip->dest_file);
+	interpose_bdev_close(&ip->dest_open);
 bad_put:
 	interposer_put(ip);
 	return r;
@@ -624,7 +629,7 @@ static void interposer_destroy(struct interposer *ip)
 	ip->owner = NULL;
 	DMINFO("detached %pg from %pg", ip->orig, ip->dest);
 	interposer_uevent(ic, 0);
-	interposer_close_dest(ip, ip->dest_file);
+	interposer_close_dest(ip, &ip->dest_open);
 	interposer_thaw_later(ip, interposer_take_suspend_freezes(ip));
 	interposer_put(ip);
 }
@@ -632,15 +637,16 @@ static void interposer_destroy(struct interposer *ip)
 /* Point an existing redirect at another destination. */
 static int interposer_switch_dest(struct interposer *ip, dev_t devt)
 {
-	struct file *old = ip->dest_file, *f;
+	struct interpose_bdev old = ip->dest_open, b;
+	int r;
 
-	f = interposer_open_dest(ip, devt);
-	if (IS_ERR(f))
-		return PTR_ERR(f);
-	ip->dest_file = f;
-	WRITE_ONCE(ip->dest, file_bdev(f));
+	r = interposer_open_dest(ip, devt, &b);
+	if (r)
+		return r;
+	ip->dest_open = b;
+	WRITE_ONCE(ip->dest, b.bdev);
 	interpose_hook_sync(ip);
-	interposer_close_dest(ip, old);
+	interposer_close_dest(ip, &old);
 	DMINFO("%pg now redirected to %pg", ip->orig, ip->dest);
 	return 0;
 }
@@ -744,7 +750,7 @@ static bool interpose_bypasses_cache(struct interpose_c *ic, struct bio *bio)
 	if (!op_is_write(bio_op(bio)) || !bio_sectors(bio))
 		return false;
 	if (bio_has_data(bio) &&
-	    page_folio(bio_page(bio))->mapping == ic->orig->bd_mapping)
+	    page_folio(bio_page(bio))->mapping == interpose_bdev_mapping(ic->orig))
 		return false;
 	return true;
 }
@@ -763,7 +769,7 @@ static bool interpose_bypasses_cache(struct interpose_c *ic, struct bio *bio)
 static void interpose_invalidate_range(struct block_device *bdev,
 				       loff_t start, loff_t end)
 {
-	struct address_space *mapping = bdev->bd_mapping;
+	struct address_space *mapping = interpose_bdev_mapping(bdev);
 
 	invalidate_mapping_pages(mapping, start >> PAGE_SHIFT, end >> PAGE_SHIFT);
 	if (filemap_range_has_page(mapping, start, end))
@@ -802,7 +808,7 @@ static int interpose_end_io(struct dm_target *ti, struct bio *bio,
 {
 	struct interpose_c *ic = ti->private;
 	struct interpose_pb *pb = dm_per_bio_data(bio, sizeof(*pb));
-	struct address_space *mapping = ic->orig->bd_mapping;
+	struct address_space *mapping = interpose_bdev_mapping(ic->orig);
 
 	if (!pb->check)
 		return DM_ENDIO_DONE;
@@ -884,7 +890,7 @@ static int interpose_parse_features(struct interpose_c *ic,
 			}
 			arg = dm_shift_arg(as);
 			argc--;
-			r = dm_devt_from_path(arg, &ic->dest_devt);
+			r = interpose_devt_from_path(arg, &ic->dest_devt);
 			if (r) {
 				DMERR("cannot find attach_to device %s: %d", arg, r);
 				ti->error = "Cannot find attach_to device";
@@ -1008,7 +1014,7 @@ static int interpose_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		r = -EINVAL;
 		goto bad;
 	}
-	r = dm_devt_from_path(path, &devt);
+	r = interpose_devt_from_path(path, &devt);
 	if (r) {
 		DMERR("cannot find original device %s: %d", path, r);
 		ti->error = "Cannot find original device";
@@ -1023,21 +1029,20 @@ static int interpose_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		goto bad;
 	}
 
-	/* Non-exclusive: a mounted filesystem holds the exclusive claim. */
-	ic->orig_file = bdev_file_open_by_dev(devt, dm_table_get_mode(ti->table),
-					      NULL, NULL);
-	if (IS_ERR(ic->orig_file)) {
-		r = PTR_ERR(ic->orig_file);
-		ic->orig_file = NULL;
+	/*
+	 * Non-exclusive: a mounted filesystem holds the exclusive claim.  And
+	 * read-only, whatever the table's mode: the target only submits bios,
+	 * which the open mode does not govern, and a second writable open of a
+	 * mounted device is refused where bdev_allow_write_mounted=0.
+	 */
+	r = interpose_bdev_open(&ic->orig_open, devt, false, NULL, NULL);
+	if (r) {
 		DMERR("cannot open original device %s: %d", path, r);
 		ti->error = "Cannot open original device";
 		goto bad;
 	}
-	ic->orig = file_bdev(ic->orig_file);
-	ic->orig_dev.bdev = ic->orig;
-	ic->orig_dev.bdev_file = ic->orig_file;
-	ic->orig_dev.mode = dm_table_get_mode(ti->table);
-	format_dev_t(ic->orig_dev.name, devt);
+	ic->orig = ic->orig_open.bdev;
+	interpose_fill_dm_dev(&ic->orig_dev, &ic->orig_open);
 
 	r = interpose_check_orig(ic);
 	if (r)
@@ -1063,8 +1068,8 @@ static int interpose_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	return 0;
 
 bad:
-	if (ic->orig_file)
-		fput(ic->orig_file);
+	if (ic->orig)
+		interpose_bdev_close(&ic->orig_open);
 	kfree(ic);
 	ti->private = NULL;
 	return r;
@@ -1080,7 +1085,7 @@ static void interpose_dtr(struct dm_target *ti)
 		interposer_destroy(ic->ip);
 	mutex_unlock(&interpose_mutex);
 	free_percpu(ic->passed);
-	fput(ic->orig_file);
+	interpose_bdev_close(&ic->orig_open);
 	kfree(ic);
 }
 
@@ -1105,7 +1110,7 @@ static void interpose_presuspend(struct dm_target *ti)
 	mutex_unlock(&interpose_mutex);
 	if (!ip)
 		return;
-	if (!bdev_freeze(ip->orig)) {
+	if (!interpose_bdev_freeze(ip->orig)) {
 		spin_lock(&ip->lock);
 		ip->suspend_freezes++;
 		spin_unlock(&ip->lock);
@@ -1275,8 +1280,7 @@ static void interpose_status(struct dm_target *ti, status_type_t type,
 	}
 }
 
-static int interpose_prepare_ioctl(struct dm_target *ti,
-				   struct block_device **bdev)
+static int interpose_prepare_ioctl(INTERPOSE_PREPARE_IOCTL_ARGS)
 {
 	struct interpose_c *ic = ti->private;
 
@@ -1314,11 +1318,12 @@ static int __init dm_interpose_init(void)
 {
 	int r;
 
-	interpose_wq = alloc_workqueue("dm-interpose", WQ_MEM_RECLAIM, 0);
+	interpose_wq = alloc_workqueue("dm-interpose",
+				       WQ_MEM_RECLAIM | WQ_UNBOUND, 0);
 	if (!interpose_wq)
 		return -ENOMEM;
 	interpose_cache_wq = alloc_workqueue("dm-interpose-cache",
-					     WQ_MEM_RECLAIM, 0);
+					     WQ_MEM_RECLAIM | WQ_UNBOUND, 0);
 	if (!interpose_cache_wq) {
 		r = -ENOMEM;
 		goto bad_wq;

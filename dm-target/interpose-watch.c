@@ -6,63 +6,65 @@
  * tells it nothing when the device's disk is removed (a hot-unplug, a
  * surprise removal): only the exclusive holder, the filesystem, learns it
  * through its holder operations.  Until the block layer's interposer can
- * report it, an ftrace callback on the entry of bdev_mark_dead(), which the
- * block layer calls for every block device of a disk that goes away, tells
- * the target, which then detaches the redirect (interpose_orig_dead()).
+ * report it, return probes on del_gendisk() and blk_mark_disk_dead(), the
+ * two ways a disk goes away, tell the target, which then detaches the
+ * redirects whose original device is gone (interpose_orig_dead()).  At
+ * their return the disk is no longer live, or is marked dead.  (A partition
+ * that the target holds open cannot be deleted on its own.)
  *
- * The callback is registered for as long as the module is loaded: it costs
- * nothing until a disk goes away, and registering it with every redirect
- * would double the text patching an attach waits for.
+ * The probes are registered for as long as the module is loaded: they cost
+ * nothing until a disk goes away.
  */
-#include <linux/ftrace.h>
+#include <linux/kprobes.h>
 #include <linux/device-mapper.h>
 
 #include "interpose.h"
 
 #define DM_MSG_PREFIX "interpose"
 
-static void notrace interpose_watch_cb(unsigned long ip, unsigned long parent_ip,
-				       struct ftrace_ops *ops,
-				       struct ftrace_regs *fregs)
+static int interpose_watch_ret(struct kretprobe_instance *ri,
+			       struct pt_regs *regs)
 {
 	interpose_orig_dead();
+	return 0;
 }
 
-static struct ftrace_ops interpose_watch_ops = {
-	.func = interpose_watch_cb,
-	.flags = FTRACE_OPS_FL_DYNAMIC
-#ifndef CONFIG_HAVE_DYNAMIC_FTRACE_WITH_ARGS
-		 | FTRACE_OPS_FL_SAVE_REGS
-#endif
-		 ,
+static struct kretprobe interpose_watch_del = {
+	.kp.symbol_name = "del_gendisk",
+	.handler = interpose_watch_ret,
+	.maxactive = 16,
+};
+
+static struct kretprobe interpose_watch_dead = {
+	.kp.symbol_name = "blk_mark_disk_dead",
+	.handler = interpose_watch_ret,
+	.maxactive = 16,
+};
+
+static struct kretprobe *interpose_watches[] = {
+	&interpose_watch_del,
+	&interpose_watch_dead,
 };
 
 /**
  * interpose_watch_init - start watching for disks that go away
  *
- * Return: 0 or a negative errno from ftrace.
+ * Return: 0 or a negative errno from kprobes.
  */
 int interpose_watch_init(void)
 {
-	/* ftrace may edit the pattern in place. */
-	unsigned char func[] = "bdev_mark_dead";
 	int r;
 
-	r = ftrace_set_filter(&interpose_watch_ops, func, strlen(func), 0);
-	if (!r)
-		r = register_ftrace_function(&interpose_watch_ops);
-	if (r) {
-		DMERR("cannot trace bdev_mark_dead: %d", r);
-		ftrace_free_filter(&interpose_watch_ops);
-	}
+	r = register_kretprobes(interpose_watches, ARRAY_SIZE(interpose_watches));
+	if (r)
+		DMERR("cannot probe del_gendisk and blk_mark_disk_dead: %d", r);
 	return r;
 }
 
 /**
- * interpose_watch_exit - stop watching; no callback runs on return
+ * interpose_watch_exit - stop watching; no handler runs on return
  */
 void interpose_watch_exit(void)
 {
-	unregister_ftrace_function(&interpose_watch_ops);
-	ftrace_free_filter(&interpose_watch_ops);
+	unregister_kretprobes(interpose_watches, ARRAY_SIZE(interpose_watches));
 }

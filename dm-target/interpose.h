@@ -15,24 +15,26 @@
 #include <linux/list.h>
 #include <linux/rcupdate.h>
 
+#include "interpose-compat.h"
+
 struct interpose_c;
 
 /**
  * struct interposer - a live redirect of one block device's bios
  * @bi: the block layer's interposer (native backend)
- * @hnode: hook backend's lookup link (RCU; ftrace backend)
+ * @hnode: hook backend's lookup link (RCU; kprobe backend)
  * @list: link on the core's list of interposers (interpose_mutex)
  * @kref: references: the owning table and a pending thaw work
  * @orig: the interposed device (partition or whole disk)
- * @orig_file: our own non-exclusive open of @orig
+ * @orig_open: our own non-exclusive, read-only open of @orig
  * @dest: device the bios of @orig are redirected to (RCU-like: read under
  *	the hook's protection, changed with interpose_hook_sync() after)
- * @dest_file: exclusive open of @dest, holder ops forward freeze to @orig
+ * @dest_open: exclusive open of @dest, holder ops forward freeze to @orig
  * @owner: table target that owns the redirect (interpose_mutex)
  * @redirected: per-cpu count of bios redirected
  * @lock: protects the freeze counters below
  * @holder_freezes: freezes of @orig done for a freeze of @dest
- * @holder_gen: changes when @dest_file is closed: a forwarded freeze that
+ * @holder_gen: changes when @dest_open is closed: a forwarded freeze that
  *	ends after the close it raced with thaws @orig again by itself
  * @suspend_freezes: freezes of @orig done by the owner's presuspend
  * @deferred_thaws: thaws of @orig queued to @thaw_work
@@ -48,9 +50,9 @@ struct interposer {
 	struct list_head list;
 	struct kref kref;
 	struct block_device *orig;
-	struct file *orig_file;
+	struct interpose_bdev orig_open;
 	struct block_device *dest;
-	struct file *dest_file;
+	struct interpose_bdev dest_open;
 	struct interpose_c *owner;
 	u64 __percpu *redirected;
 	spinlock_t lock;		/* protects the freeze counters */
@@ -68,7 +70,7 @@ void interpose_orig_dead(void);
 
 /*
  * Watching for interposed devices that go away (interpose-watch.c, built
- * when the kernel has dynamic ftrace).
+ * when the kernel has kprobes).
  */
 #ifdef DM_INTERPOSE_WATCH
 int interpose_watch_init(void);
@@ -87,7 +89,8 @@ static inline void interpose_watch_exit(void)
 /*
  * The hook backend, picked at build time: the block layer's own interposer
  * when the kernel has one (CONFIG_BLK_INTERPOSER, from the patch series),
- * else an ftrace callback on submit_bio_noacct() (interpose-ftrace.c).
+ * else a kprobe on submit_bio_noacct() (interpose-kprobe.c); without
+ * kprobes, a stub that refuses every attach.
  *
  * interpose_hook_init/exit: module load and unload.
  * interpose_hook_get/put: bracket the life of each redirect; get may do
@@ -157,8 +160,8 @@ static inline bool interpose_hook_own(struct bio *bio)
 {
 	return bio_flagged(bio, BIO_INTERPOSED);
 }
-#else
-#define INTERPOSE_HOOK_NAME "ftrace"
+#elif IS_ENABLED(CONFIG_KPROBES)
+#define INTERPOSE_HOOK_NAME "kprobe"
 
 int interpose_hook_init(void);
 void interpose_hook_exit(void);
@@ -169,7 +172,7 @@ void interpose_hook_detach(struct interposer *ip);
 void interpose_hook_sync(struct interposer *ip);
 
 /*
- * The ftrace hook knows our bios by their bi_private: they are DM's clones,
+ * The kprobe hook knows our bios by their bi_private: they are DM's clones,
  * which DM completes through their embedding and leaves bi_private unused;
  * no other owner of a bio can point it at our marker.
  */
@@ -183,6 +186,49 @@ static inline void interpose_hook_mark_own(struct bio *bio)
 static inline bool interpose_hook_own(struct bio *bio)
 {
 	return bio->bi_private == &interpose_own_marker;
+}
+#else
+#define INTERPOSE_HOOK_NAME "none"
+
+static inline int interpose_hook_init(void)
+{
+	return 0;
+}
+
+static inline void interpose_hook_exit(void)
+{
+}
+
+static inline int interpose_hook_get(void)
+{
+	pr_err(DM_NAME ": interpose: this kernel has neither the block interposer nor kprobes (CONFIG_KPROBES): cannot attach\n");
+	return -EOPNOTSUPP;
+}
+
+static inline void interpose_hook_put(void)
+{
+}
+
+static inline int interpose_hook_attach(struct interposer *ip)
+{
+	return -EOPNOTSUPP;
+}
+
+static inline void interpose_hook_detach(struct interposer *ip)
+{
+}
+
+static inline void interpose_hook_sync(struct interposer *ip)
+{
+}
+
+static inline void interpose_hook_mark_own(struct bio *bio)
+{
+}
+
+static inline bool interpose_hook_own(struct bio *bio)
+{
+	return false;
 }
 #endif
 

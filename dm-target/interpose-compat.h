@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * dm-interpose: the kernel interfaces that differ between the kernels the
+ * module is built for, in one place.  The target calls these helpers; each
+ * is the current interface, and on an older kernel its equivalent.
+ *
+ * The kernel version is read once, below, into INTERPOSE_OLD_* macros, one
+ * per change; everything else depends on those.  The in-tree copy
+ * (scripts/gen-dm-patch) is this file with the version block cut and the
+ * macros resolved for the kernel the series applies to, by unifdef.
+ *
+ * Kernels covered (scripts/pins.sh): 6.1, 6.12 and 7.3, Debian's builds.
+ * The boundaries are those of the mainline changes; releases between the
+ * pinned ones are untested (6.5 to 6.8 are refused: their block device
+ * handles are a third interface).
+ */
+#ifndef DM_INTERPOSE_COMPAT_H
+#define DM_INTERPOSE_COMPAT_H
+
+#include <linux/blk-mq.h>
+#include <linux/blkdev.h>
+#include <linux/device-mapper.h>
+#include <linux/fs.h>
+
+/* out-of-tree: kernel versions */
+#include <linux/version.h>
+#if LINUX_VERSION_CODE >= KERNEL_VERSION(6, 5, 0) && LINUX_VERSION_CODE < KERNEL_VERSION(6, 9, 0)
+#error "dm-interpose supports 6.1 to 6.4 and 6.9 or later (see interpose-compat.h)"
+#endif
+/* blkdev_get_by_dev(), no holder freeze/thaw, no dm_devt_from_path() */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 9, 0)
+#define INTERPOSE_OLD_BDEV_OPEN 1
+#endif
+/* bd_inode->i_mapping, not bd_mapping */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 10, 0)
+#define INTERPOSE_OLD_BD_INODE 1
+#endif
+/* blk_mq_freeze_queue() without memflags */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 14, 0)
+#define INTERPOSE_OLD_QUEUE_FREEZE 1
+#endif
+/* prepare_ioctl(ti, bdev) */
+#if LINUX_VERSION_CODE < KERNEL_VERSION(6, 17, 0)
+#define INTERPOSE_OLD_PREPARE_IOCTL 1
+#endif
+/* end out-of-tree */
+
+/**
+ * struct interpose_bdev - an open block device
+ * @bdev: the device
+ * @file: the open file (6.9 and later)
+ * @mode: the open mode (before 6.9)
+ */
+struct interpose_bdev {
+	struct block_device *bdev;
+#ifndef INTERPOSE_OLD_BDEV_OPEN
+	struct file *file;
+#else
+	fmode_t mode;
+#endif
+};
+
+#ifndef INTERPOSE_OLD_BDEV_OPEN
+
+/**
+ * interpose_bdev_open - open a block device by number
+ * @b: filled in on success
+ * @devt: the device
+ * @write: open for writing too
+ * @holder: exclusive holder, or NULL for a shared open
+ * @hops: holder operations (only with @holder)
+ *
+ * Return: 0 or a negative errno.
+ */
+static inline int interpose_bdev_open(struct interpose_bdev *b, dev_t devt,
+				      bool write, void *holder,
+				      const struct blk_holder_ops *hops)
+{
+	struct file *f;
+
+	f = bdev_file_open_by_dev(devt, BLK_OPEN_READ |
+				  (write ? BLK_OPEN_WRITE : 0), holder, hops);
+	if (IS_ERR(f))
+		return PTR_ERR(f);
+	b->file = f;
+	b->bdev = file_bdev(f);
+	return 0;
+}
+
+static inline void interpose_bdev_close(struct interpose_bdev *b)
+{
+	bdev_fput(b->file);
+}
+
+/* A dm_dev for iterate_devices, describing a device the target opened. */
+static inline void interpose_fill_dm_dev(struct dm_dev *d,
+					 struct interpose_bdev *b)
+{
+	d->bdev = b->bdev;
+	d->bdev_file = b->file;
+	d->mode = BLK_OPEN_READ;
+	format_dev_t(d->name, b->bdev->bd_dev);
+}
+
+static inline int interpose_devt_from_path(const char *path, dev_t *devt)
+{
+	return dm_devt_from_path(path, devt);
+}
+
+static inline int interpose_bdev_freeze(struct block_device *bdev)
+{
+	return bdev_freeze(bdev);
+}
+
+static inline int interpose_bdev_thaw(struct block_device *bdev)
+{
+	return bdev_thaw(bdev);
+}
+#else
+/*
+ * No holder operations: a freeze of a redirect destination is not forwarded
+ * to the original device (Documentation/dm-interpose.rst, "Kernels").
+ */
+struct blk_holder_ops;
+
+static inline int interpose_bdev_open(struct interpose_bdev *b, dev_t devt,
+				      bool write, void *holder,
+				      const struct blk_holder_ops *hops)
+{
+	struct block_device *bdev;
+	fmode_t mode = FMODE_READ | (write ? FMODE_WRITE : 0) |
+		       (holder ? FMODE_EXCL : 0);
+
+	bdev = blkdev_get_by_dev(devt, mode, holder);
+	if (IS_ERR(bdev))
+		return PTR_ERR(bdev);
+	b->bdev = bdev;
+	b->mode = mode;
+	return 0;
+}
+
+static inline void interpose_bdev_close(struct interpose_bdev *b)
+{
+	blkdev_put(b->bdev, b->mode);
+}
+
+static inline void interpose_fill_dm_dev(struct dm_dev *d,
+					 struct interpose_bdev *b)
+{
+	d->bdev = b->bdev;
+	d->mode = FMODE_READ;
+	format_dev_t(d->name, b->bdev->bd_dev);
+}
+
+/* dm_devt_from_path() (6.9): "major:minor" or a path to a device node. */
+static inline int interpose_devt_from_path(const char *path, dev_t *devt)
+{
+	unsigned int major, minor;
+	char dummy;
+
+	if (sscanf(path, "%u:%u%c", &major, &minor, &dummy) == 2) {
+		*devt = MKDEV(major, minor);
+		if (MAJOR(*devt) != major || MINOR(*devt) != minor)
+			return -EOVERFLOW;
+		return 0;
+	}
+	return lookup_bdev(path, devt);
+}
+
+static inline int interpose_bdev_freeze(struct block_device *bdev)
+{
+	return freeze_bdev(bdev);
+}
+
+static inline int interpose_bdev_thaw(struct block_device *bdev)
+{
+	return thaw_bdev(bdev);
+}
+#endif
+
+/* The page cache of a block device: bd_mapping since 6.10. */
+static inline struct address_space *interpose_bdev_mapping(struct block_device *bdev)
+{
+#ifndef INTERPOSE_OLD_BD_INODE
+	return bdev->bd_mapping;
+#else
+	return bdev->bd_inode->i_mapping;
+#endif
+}
+
+/* Freeze a queue; returns what interpose_unfreeze_queue() needs. */
+static inline unsigned int interpose_freeze_queue(struct request_queue *q)
+{
+#ifndef INTERPOSE_OLD_QUEUE_FREEZE
+	return blk_mq_freeze_queue(q);
+#else
+	blk_mq_freeze_queue(q);
+	return 0;
+#endif
+}
+
+static inline void interpose_unfreeze_queue(struct request_queue *q,
+					    unsigned int memflags)
+{
+#ifndef INTERPOSE_OLD_QUEUE_FREEZE
+	blk_mq_unfreeze_queue(q, memflags);
+#else
+	blk_mq_unfreeze_queue(q);
+#endif
+}
+
+/*
+ * The prepare_ioctl method gained the ioctl and a "forward" result in 6.17;
+ * the target declares it with INTERPOSE_PREPARE_IOCTL_ARGS.
+ */
+#ifndef INTERPOSE_OLD_PREPARE_IOCTL
+#define INTERPOSE_PREPARE_IOCTL_ARGS \
+	struct dm_target *ti, struct block_device **bdev, unsigned int cmd, \
+	unsigned long arg, bool *forward
+#else
+#define INTERPOSE_PREPARE_IOCTL_ARGS \
+	struct dm_target *ti, struct block_device **bdev
+#endif
+
+#endif /* DM_INTERPOSE_COMPAT_H */
