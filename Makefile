@@ -17,6 +17,10 @@
 #                  Kconfig.frag, build the kernel and the module against it
 #   make check-native  the same suites in a guest booting that kernel (native
 #                  hook, lockdep/KASAN/kmemleak on; any report fails the run)
+#   make check-kernels  the other kernels of the matrix (scripts/pins.sh:
+#                  Debian's 6.1 and 7.3): module, dkms build, kernel-facing
+#                  suites in guests booting each
+#   make module KVER=<release>  the module for one kernel of the matrix
 #   make demo      a mounted ext4 under load gets an era + snapshot stack live
 #   make kernel-bench  the same kernel without the debug set, for make bench
 #   make bench     fio side by side: raw, linear, attach, attach_to, other device;
@@ -32,16 +36,21 @@
 VM_OPTS    ?= --mem 3072 --timeout 3600
 SUITES     ?=
 
-.PHONY: all setup module fstests lvm lvm-check check torture kernel kernel-bench check-native demo bench lint clean install uninstall check-install
+.PHONY: all setup module fstests lvm lvm-check check check-kernels torture kernel kernel-bench check-native demo bench lint clean install uninstall check-install
 
 all: module
 
 setup:
 	scripts/setup
 
+# make module KVER=<release>: for another kernel of the matrix (KERNELS in
+# scripts/pins.sh), fetched by scripts/get-kernel, built into build/kernels/.
+KVER ?=
+HELPERS = $(patsubst %/Kbuild,%,$(wildcard tests/helpers/*/Kbuild))
 module: setup
-	scripts/build-module
-	scripts/build-module --dir tests/helpers/nop
+	$(if $(KVER),scripts/get-kernel $(KVER))
+	scripts/build-module $(if $(KVER),--kver $(KVER))
+	set -e; for h in $(HELPERS); do scripts/build-module $(if $(KVER),--kver $(KVER)) --dir $$h; done
 
 # Each lane spreads its suites over GUESTS guests running side by side (a
 # single-threaded TCG guest keeps one host core busy).
@@ -114,6 +123,12 @@ check-native: lint kernel lvm
 		scripts/check-lane --kernel native --guests $(GUESTS) $(NATIVE_SUITES)
 	-scripts/torture-report build/check-native/*.out
 
+# The kernel matrix: every pinned kernel but the primary one (KERNELS in
+# scripts/pins.sh), its dkms build and the kernel-facing suites in guests
+# booting it (scripts/check-kernels).
+check-kernels: lint lvm
+	VM_RUN_OPTS="$(VM_OPTS)" scripts/check-kernels
+
 install: module
 	scripts/install --destdir "$(DESTDIR)" module udev tools man dkms
 
@@ -134,5 +149,5 @@ lint: setup
 
 clean:
 	-scripts/build-module clean
-	-scripts/build-module --dir tests/helpers/nop clean
+	-set -e; for h in $(HELPERS); do scripts/build-module --dir $$h clean; done
 	rm -rf build

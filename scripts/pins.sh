@@ -2,8 +2,25 @@
 # pins.sh - pinned versions and common paths; sourced by the other scripts.
 # Usage: source "$(dirname "${BASH_SOURCE[0]}")/pins.sh"
 
-# The one pinned kernel (Debian packages linux-image-$KVER, linux-headers-$KVER).
+# The primary kernel (Debian packages linux-image-$KVER, linux-headers-$KVER):
+# the default of every script, the full stock lane, the native series' base.
+# make module KVER=... and the scripts' --kver take any kernel of KERNELS.
 KVER=6.12.117+deb12-amd64
+
+# The kernel matrix (make check-kernels): the newest Debian build of each line
+# Debian ships. Fields: kernel release; the Debian suite of its packages; its
+# image package(s), comma-separated (7.x splits it into linux-binary and
+# linux-modules); where its modules are built: "host" (this bookworm host's
+# gcc-12), else a chroot of that Debian release (its own gcc, as DKMS on that
+# system would build). To add a kernel, add its line.
+# shellcheck disable=SC2034 # used by scripts/lib/kernels.bash
+KERNELS=(
+	"6.1.0-50-amd64 bookworm linux-image-6.1.0-50-amd64-unsigned host"
+	"6.12.117+deb12-amd64 bookworm linux-image-6.12.117+deb12-amd64 host"
+	"7.3.4+deb13-amd64 trixie-backports linux-binary-7.3.4+deb13-amd64,linux-modules-7.3.4+deb13-amd64 trixie"
+)
+# Kernel images, their modules and the build chroots (kept between runs).
+KCACHE=/var/cache/dm-interpose
 
 # The source of that kernel (checkpatch.pl; the native-hook patch series).
 KSRC_PKG=linux-source-6.12
@@ -22,4 +39,4 @@ MODULE=$MODULE_DIR/dm-interpose.ko
 STOCK_KERNEL_IMAGE=/boot/vmlinuz-$KVER
 STOCK_MODULES_DIR=/lib/modules/$KVER
 
-export KVER KSRC_PKG KSRC_VERSION LVM2_VERSION TOP BUILD MODULE_DIR MODULE STOCK_KERNEL_IMAGE STOCK_MODULES_DIR
+export KVER KCACHE KSRC_PKG KSRC_VERSION LVM2_VERSION TOP BUILD MODULE_DIR MODULE STOCK_KERNEL_IMAGE STOCK_MODULES_DIR

@@ -191,8 +191,9 @@ $SZ 8 zero"
 	fsck_clean "$LOOP" ext4
 }
 
-# Is our ftrace callback on submit_bio_noacct registered? Waits up to 10 s
-# for the state asked for (unregistration is asynchronous).
+# Is our kprobe on submit_bio_noacct registered (armed through ftrace, so
+# ftrace lists the function)? Waits up to 10 s for the state asked for
+# (unregistration is asynchronous).
 hook_registered() {
 	local want=$1 i
 	for ((i = 0; i < 50; i++)); do

@@ -384,9 +384,8 @@ rmmod_refused() {
 # through the redirect, detach, remove, and a module load and unload. Each
 # command has a time limit, so a stall fails the test instead of hanging it.
 @test "attach/detach cycles with dmsetup create/remove and module load/unload: no stall" {
-	local dev=$DMI_WDISK sz n i helper=$DMI_TOP/tests/helpers/nop/dmi_nop.ko
-	# make kernel builds the helpers for the patched kernel beside its module.
-	[[ ${VM_KERNEL:-stock} == stock ]] || helper=$DMI_TOP/build/kernel/helpers/nop/dmi_nop.ko
+	local dev=$DMI_WDISK sz n i helper
+	helper=$(dmi_helper nop)
 	[[ -f $helper ]] || die "$helper not built (make module)"
 	[[ $(modinfo -F vermagic "$helper") == "$(uname -r) "* ]] ||
 		die "$helper is not built for $(uname -r)"

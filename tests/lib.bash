@@ -7,14 +7,22 @@ DMI_TOP=$(cd "$BATS_TEST_DIRNAME/.." && pwd)
 # The module vm-run loaded (for --kernel native: built against that kernel).
 DMI_MODULE=${VM_MODULE:-$DMI_TOP/dm-target/dm-interpose.ko}
 # The hook backend the module must use: the block layer's own interposer
-# when the kernel has it (the patched kernel of 'make kernel'), else ftrace.
+# when the kernel has it (the patched kernel of 'make kernel'), else a kprobe.
 # shellcheck disable=SC2034 # used by the suites
 if grep -qw bdev_interposer_attach /proc/kallsyms 2>/dev/null; then
 	DMI_HOOK=native
 else
-	DMI_HOOK=ftrace
+	DMI_HOOK=kprobe
 fi
 DMI_MNT=/mnt/dmi
+
+# The test helper module NAME (tests/helpers/NAME) built for the running
+# kernel: dmi_helper NAME prints its path (vm-run's VM_HELPERS).
+dmi_helper() {
+	local ko=${VM_HELPERS:-$DMI_TOP/tests/helpers}/$1/dmi_$1.ko
+	[[ -f $ko ]] || die "test helper $ko not built (make module)"
+	echo "$ko"
+}
 
 die() {
 	echo "FAILED: $*" >&2
