@@ -45,12 +45,15 @@ setup:
 
 # make module KVER=<release>: for another kernel of the matrix (KERNELS in
 # scripts/pins.sh), fetched by scripts/get-kernel, built into build/kernels/.
+# build/nokprobes/: the module as a kernel without kprobes gets it (hook
+# "none"), for tests/10-table.bats.
 KVER ?=
 HELPERS = $(patsubst %/Kbuild,%,$(wildcard tests/helpers/*/Kbuild))
 module: setup
 	$(if $(KVER),scripts/get-kernel $(KVER))
 	scripts/build-module $(if $(KVER),--kver $(KVER))
 	set -e; for h in $(HELPERS); do scripts/build-module $(if $(KVER),--kver $(KVER)) --dir $$h; done
+	$(if $(KVER),,scripts/build-module --out build/nokprobes CONFIG_KPROBES=)
 
 # Each lane spreads its suites over GUESTS guests running side by side (a
 # single-threaded TCG guest keeps one host core busy).
@@ -108,6 +111,12 @@ kernel-bench: setup
 #   commands are user space, the same on either hook; the kernel side of
 #   their stacks (snapshots, era, LVM-style layering under a redirect) is in
 #   20-attach and 30-stacks, which both lanes run;
+# - tests/40-load.bats (12 minutes there): its attach/detach cycles under
+#   fio run on the stock lane and on every kernel of make check-kernels;
+#   on this kernel make torture runs their long form (80-torture-load);
+# - tests/27-hardening.bats: the open mode is the same code on every hook,
+#   tested on the stock kernels; tests/28-nokprobes.bats: a stock-kernel
+#   build;
 # - the torture suites (tests/8*.bats) run on the stock lane; the fault
 #   injection only the patched kernel has (86-fault-inject, 12 minutes there)
 #   and the others on that kernel run in make torture.
@@ -115,7 +124,8 @@ kernel-bench: setup
 # given.
 NATIVE_CYCLES ?= 5
 NATIVE_FAIL_STRIDE ?= 4
-NATIVE_SKIP ?= tests/50-udev.bats tests/60-dmsetup.bats tests/70-lvconvert.bats \
+NATIVE_SKIP ?= tests/40-load.bats tests/50-udev.bats tests/60-dmsetup.bats \
+	tests/70-lvconvert.bats tests/27-hardening.bats tests/28-nokprobes.bats \
 	$(wildcard tests/8*.bats)
 NATIVE_SUITES = $(or $(SUITES),$(filter-out $(NATIVE_SKIP),$(sort $(wildcard tests/*.bats))))
 check-native: lint kernel lvm

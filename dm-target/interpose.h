@@ -89,8 +89,9 @@ static inline void interpose_watch_exit(void)
 /*
  * The hook backend, picked at build time: the block layer's own interposer
  * when the kernel has one (CONFIG_BLK_INTERPOSER, from the patch series),
- * else a kprobe on submit_bio_noacct() (interpose-kprobe.c); without
- * kprobes, a stub that refuses every attach.
+ * else a kprobe on submit_bio_noacct() (interpose-kprobe.c, built when
+ * the kernel has kprobes: DM_INTERPOSE_KPROBE); without, a stub that refuses
+ * every attach.
  *
  * interpose_hook_init/exit: module load and unload.
  * interpose_hook_get/put: bracket the life of each redirect; get may do
@@ -160,7 +161,7 @@ static inline bool interpose_hook_own(struct bio *bio)
 {
 	return bio_flagged(bio, BIO_INTERPOSED);
 }
-#elif IS_ENABLED(CONFIG_KPROBES)
+#elif defined(DM_INTERPOSE_KPROBE)
 #define INTERPOSE_HOOK_NAME "kprobe"
 
 int interpose_hook_init(void);
