@@ -115,9 +115,9 @@ kernel-bench: setup
 #   fio run on the stock lane and on every kernel of make check-kernels;
 #   on this kernel make torture runs their long form (80-torture-load);
 # - tests/26-coexist.bats: the native hook uses neither ftrace nor kprobes,
-#   and in this kernel submit_bio() does not call submit_bio_noacct() (it is
-#   inlined there), so another product's hook on that function, like the
-#   stand-in, never sees a filesystem's own bios: nothing to test;
+#   and with the series applied submit_bio_noacct() is a two-line wrapper
+#   the compiler inlines into submit_bio(), so another product's hook on it,
+#   like the stand-in, never sees a filesystem's own bios: nothing to test;
 # - tests/27-hardening.bats: the open mode is the same code on every hook,
 #   tested on the stock kernels; tests/28-nokprobes.bats: a stock-kernel
 #   build;
