@@ -61,7 +61,6 @@ struct interpose_bdev {
 };
 
 #ifndef INTERPOSE_OLD_BDEV_OPEN
-
 /**
  * interpose_bdev_open - open a block device by number
  * @b: filled in on success
@@ -92,29 +91,9 @@ static inline void interpose_bdev_close(struct interpose_bdev *b)
 	bdev_fput(b->file);
 }
 
-/* A dm_dev for iterate_devices, describing a device the target opened. */
-static inline void interpose_fill_dm_dev(struct dm_dev *d,
-					 struct interpose_bdev *b)
-{
-	d->bdev = b->bdev;
-	d->bdev_file = b->file;
-	d->mode = BLK_OPEN_READ;
-	format_dev_t(d->name, b->bdev->bd_dev);
-}
-
 static inline int interpose_devt_from_path(const char *path, dev_t *devt)
 {
 	return dm_devt_from_path(path, devt);
-}
-
-static inline int interpose_bdev_freeze(struct block_device *bdev)
-{
-	return bdev_freeze(bdev);
-}
-
-static inline int interpose_bdev_thaw(struct block_device *bdev)
-{
-	return bdev_thaw(bdev);
 }
 #else
 /*
@@ -144,14 +123,6 @@ static inline void interpose_bdev_close(struct interpose_bdev *b)
 	blkdev_put(b->bdev, b->mode);
 }
 
-static inline void interpose_fill_dm_dev(struct dm_dev *d,
-					 struct interpose_bdev *b)
-{
-	d->bdev = b->bdev;
-	d->mode = FMODE_READ;
-	format_dev_t(d->name, b->bdev->bd_dev);
-}
-
 /* dm_devt_from_path() (6.9): "major:minor" or a path to a device node. */
 static inline int interpose_devt_from_path(const char *path, dev_t *devt)
 {
@@ -166,17 +137,40 @@ static inline int interpose_devt_from_path(const char *path, dev_t *devt)
 	}
 	return lookup_bdev(path, devt);
 }
+#endif
 
+/* A dm_dev for iterate_devices, describing a device the target opened. */
+static inline void interpose_fill_dm_dev(struct dm_dev *d,
+					 struct interpose_bdev *b)
+{
+	d->bdev = b->bdev;
+#ifndef INTERPOSE_OLD_BDEV_OPEN
+	d->bdev_file = b->file;
+	d->mode = BLK_OPEN_READ;
+#else
+	d->mode = FMODE_READ;
+#endif
+	format_dev_t(d->name, b->bdev->bd_dev);
+}
+
+/* Freeze and thaw a block device's filesystem: bdev_freeze() since 6.8. */
 static inline int interpose_bdev_freeze(struct block_device *bdev)
 {
+#ifndef INTERPOSE_OLD_BDEV_OPEN
+	return bdev_freeze(bdev);
+#else
 	return freeze_bdev(bdev);
+#endif
 }
 
 static inline int interpose_bdev_thaw(struct block_device *bdev)
 {
+#ifndef INTERPOSE_OLD_BDEV_OPEN
+	return bdev_thaw(bdev);
+#else
 	return thaw_bdev(bdev);
-}
 #endif
+}
 
 /* The page cache of a block device: bd_mapping since 6.10. */
 static inline struct address_space *interpose_bdev_mapping(struct block_device *bdev)
