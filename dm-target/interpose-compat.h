@@ -182,27 +182,6 @@ static inline struct address_space *interpose_bdev_mapping(struct block_device *
 #endif
 }
 
-/* Freeze a queue; returns what interpose_unfreeze_queue() needs. */
-static inline unsigned int interpose_freeze_queue(struct request_queue *q)
-{
-#ifndef INTERPOSE_OLD_QUEUE_FREEZE
-	return blk_mq_freeze_queue(q);
-#else
-	blk_mq_freeze_queue(q);
-	return 0;
-#endif
-}
-
-static inline void interpose_unfreeze_queue(struct request_queue *q,
-					    unsigned int memflags)
-{
-#ifndef INTERPOSE_OLD_QUEUE_FREEZE
-	blk_mq_unfreeze_queue(q, memflags);
-#else
-	blk_mq_unfreeze_queue(q);
-#endif
-}
-
 /*
  * The prepare_ioctl method gained the ioctl and a "forward" result in 6.17;
  * the target declares it with INTERPOSE_PREPARE_IOCTL_ARGS.
@@ -214,6 +193,53 @@ static inline void interpose_unfreeze_queue(struct request_queue *q,
 #else
 #define INTERPOSE_PREPARE_IOCTL_ARGS \
 	struct dm_target *ti, struct block_device **bdev
+#endif
+
+/*
+ * The block device interposer, <linux/blk-interposer.h>.  Built out of tree
+ * for a kernel without CONFIG_BLK_INTERPOSER, the module brings its own
+ * implementation of that interface, with a hook name of its own and three
+ * calls that only it needs (taking and dropping its hook, and unloading);
+ * with the block layer's they are empty.
+ */
+#include <linux/blk-interposer.h>
+#ifdef CONFIG_BLK_INTERPOSER
+#define INTERPOSE_HOOK_NAME "native"
+
+static inline int interposer_compat_get(void)
+{
+	return 0;
+}
+
+static inline void interposer_compat_put(void)
+{
+}
+
+static inline void interposer_compat_exit(void)
+{
+}
+#endif
+
+#ifndef CONFIG_BLK_INTERPOSER
+/*
+ * Out of tree: dm_read_arg_group() reads the count with sscanf(), which
+ * wraps (4294967297 is read as 1).  A kernel with the interposer series has
+ * the fix (kernel-patches/0002); on others the count is checked here first.
+ */
+static inline int interpose_read_arg_group(const struct dm_arg *arg,
+					   struct dm_arg_set *arg_set,
+					   unsigned int *num_args, char **error)
+{
+	unsigned int n;
+
+	if (arg_set->argc && kstrtouint(arg_set->argv[0], 10, &n)) {
+		*error = arg->error;
+		return -EINVAL;
+	}
+	return dm_read_arg_group(arg, arg_set, num_args, error);
+}
+
+#define dm_read_arg_group interpose_read_arg_group
 #endif
 
 #endif /* DM_INTERPOSE_COMPAT_H */

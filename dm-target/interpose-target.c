@@ -11,22 +11,48 @@
  * the hook.
  *
  * See Documentation/dm-interpose.rst.
+ *
+ * Locking, outermost first:
+ *
+ * interpose_mutex
+ *	Every change of a redirect (attach, detach, hand-over, a new
+ *	destination), the list of interposers and each table's ->ip.  Taken
+ *	in the target's ctr, dtr, presuspend(_undo) and preresume, which DM
+ *	calls under its own table and suspend locks, and by the reaper.  Held
+ *	across freezes of the original's filesystem and queue and across
+ *	bdev_interposer_detach() and bdev_interposer_sync(): nothing on the
+ *	I/O path, and no holder operation, takes it.  Status does not take
+ *	it: it reads ->ip under RCU.
+ * destination's bd_holder_lock
+ *	Held by the block layer when it calls our holder operations; they
+ *	drop it first thing (interpose_holder_get(), as fs/super.c's
+ *	bdev_super_lock()) and forward the freeze from interpose_wq.
+ * original's bd_fsfreeze_mutex (bdev_freeze(), bdev_thaw())
+ *	Taken in preresume, presuspend, the thaw work and the forwarding
+ *	work; never while a destination's freeze mutex is held by the same
+ *	task (interpose_forward()).
+ * interposer->lock (spinlock)
+ *	The freeze counters.  Innermost: nothing is taken under it.
  */
 #include <linux/bio.h>
+#include <linux/blk-interposer.h>
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>
 #include <linux/completion.h>
 #include <linux/device-mapper.h>
 #include <linux/kernfs.h>
 #include <linux/kobject.h>
+#include <linux/kref.h>
+#include <linux/list.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/pagemap.h>
 #include <linux/percpu.h>
+#include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include <linux/workqueue.h>
 
-#include "interpose.h"
+#include "interpose-compat.h"
 
 #define DM_MSG_PREFIX "interpose"
 
@@ -34,6 +60,52 @@ enum interpose_mode {
 	IC_PASSTHROUGH,
 	IC_ATTACH,
 	IC_ATTACH_TO,
+};
+
+struct interpose_c;
+
+/**
+ * struct interposer - a live redirect of one block device's bios
+ * @bi: the block layer's interposer, attached to @orig
+ * @list: link on the list of interposers (interpose_mutex)
+ * @kref: references: the owning table and a pending thaw work
+ * @orig: the interposed device (partition or whole disk)
+ * @orig_open: our own non-exclusive, read-only open of @orig
+ * @dest: device the bios of @orig are redirected to (read in ->redirect(),
+ *	changed with bdev_interposer_sync() after)
+ * @dest_devt: @dest's device number, for status (read under RCU)
+ * @dest_open: exclusive open of @dest, holder ops forward freeze to @orig
+ * @owner: table target that owns the redirect (interpose_mutex)
+ * @redirected: per-cpu count of bios redirected
+ * @dead: @orig is going away (->mark_dead()); the reaper detaches it
+ * @lock: protects the freeze counters below
+ * @holder_freezes: freezes of @orig done for a freeze of @dest
+ * @holder_gen: changes when @dest_open is closed: a forwarded freeze that
+ *	ends after the close it raced with thaws @orig again by itself
+ * @suspend_freezes: freezes of @orig done by the owner's presuspend
+ * @deferred_thaws: thaws of @orig queued to @thaw_work
+ * @thaw_work: thaws @orig from a context that can wait for the stack
+ * @rcu: frees the structure after an RCU grace period
+ */
+struct interposer {
+	struct blk_interposer bi;
+	struct list_head list;
+	struct kref kref;
+	struct block_device *orig;
+	struct interpose_bdev orig_open;
+	struct block_device *dest;
+	dev_t dest_devt;
+	struct interpose_bdev dest_open;
+	struct interpose_c *owner;
+	u64 __percpu *redirected;
+	bool dead;
+	spinlock_t lock;		/* protects the freeze counters */
+	unsigned int holder_freezes;
+	unsigned int holder_gen;
+	unsigned int suspend_freezes;
+	unsigned int deferred_thaws;
+	struct work_struct thaw_work;
+	struct rcu_head rcu;
 };
 
 /**
@@ -49,7 +121,9 @@ enum interpose_mode {
  * @diskseq: the diskseq given
  * @freeze: freeze the filesystem on @orig across attach and detach
  * @passed: per-cpu count of bios passed down to @orig
- * @ip: the redirect this table owns, or NULL (interpose_mutex)
+ * @ip: the redirect this table owns, or NULL (changed under interpose_mutex,
+ *	read under it or under RCU: an interposer is freed after a grace
+ *	period)
  */
 struct interpose_c {
 	struct dm_target *ti;
@@ -63,7 +137,7 @@ struct interpose_c {
 	u64 diskseq;
 	bool freeze;
 	u64 __percpu *passed;
-	struct interposer *ip;
+	struct interposer __rcu *ip;
 };
 
 /* Serialises every change of a redirect: attach, detach, hand-over. */
@@ -75,6 +149,13 @@ static struct workqueue_struct *interpose_cache_wq;
 
 static void interposer_reap_fn(struct work_struct *work);
 static DECLARE_WORK(interposer_reap_work, interposer_reap_fn);
+
+/* The redirect @ic owns, or NULL; the caller holds interpose_mutex. */
+static struct interposer *ic_ip(struct interpose_c *ic)
+{
+	return rcu_dereference_protected(ic->ip,
+					 lockdep_is_held(&interpose_mutex));
+}
 
 static u64 percpu_sum(u64 __percpu *counter)
 {
@@ -162,7 +243,7 @@ static void interposer_release(struct kref *kref)
 	struct interposer *ip = container_of(kref, struct interposer, kref);
 
 	interpose_bdev_close(&ip->orig_open);
-	/* The hook's lookup may still see @ip until a grace period ends. */
+	/* The interposer's lookup may still see @ip until a grace period ends. */
 	call_rcu(&ip->rcu, interposer_free_rcu);
 }
 
@@ -269,18 +350,42 @@ static int interpose_forward(struct interposer *ip, bool freeze)
  * freeze there, so that suspending the top of an interposed stack (as LVM
  * does to take a snapshot) freezes the filesystem like on any DM device.
  */
-static int interpose_holder_freeze(struct block_device *bdev)
+
+/**
+ * interpose_holder_get - common prologue of the holder operations
+ * @bdev: the redirect destination; the block layer holds its bd_holder_lock
+ * @gen: the holder generation of the interposer, as of now
+ *
+ * Takes a reference to the interposer that holds @bdev, so that it stays
+ * while the operation waits for the original's filesystem, and drops
+ * @bdev->bd_holder_lock, as a holder operation must before it calls into a
+ * filesystem (see bdev_super_lock() in fs/super.c).
+ *
+ * Return: the interposer, with a reference the caller drops.
+ */
+static struct interposer *interpose_holder_get(struct block_device *bdev,
+					       unsigned int *gen)
+	__releases(&bdev->bd_holder_lock)
 {
 	struct interposer *ip = bdev->bd_holder;
+
+	lockdep_assert_held(&bdev->bd_holder_lock);
+	kref_get(&ip->kref);
+	spin_lock(&ip->lock);
+	*gen = ip->holder_gen;
+	spin_unlock(&ip->lock);
+	mutex_unlock(&bdev->bd_holder_lock);
+	return ip;
+}
+
+static int interpose_holder_freeze(struct block_device *bdev)
+	__releases(&bdev->bd_holder_lock)
+{
 	unsigned int gen;
+	struct interposer *ip = interpose_holder_get(bdev, &gen);
 	bool closed;
 	int r;
 
-	kref_get(&ip->kref);
-	spin_lock(&ip->lock);
-	gen = ip->holder_gen;
-	spin_unlock(&ip->lock);
-	mutex_unlock(&bdev->bd_holder_lock);
 	r = interpose_forward(ip, true);
 	if (!r) {
 		/*
@@ -301,17 +406,13 @@ static int interpose_holder_freeze(struct block_device *bdev)
 }
 
 static int interpose_holder_thaw(struct block_device *bdev)
+	__releases(&bdev->bd_holder_lock)
 {
-	struct interposer *ip = bdev->bd_holder;
 	unsigned int gen;
+	struct interposer *ip = interpose_holder_get(bdev, &gen);
 	bool thaw;
 	int r = 0;
 
-	kref_get(&ip->kref);
-	spin_lock(&ip->lock);
-	gen = ip->holder_gen;
-	spin_unlock(&ip->lock);
-	mutex_unlock(&bdev->bd_holder_lock);
 	spin_lock(&ip->lock);
 	thaw = gen == ip->holder_gen && ip->holder_freezes > 0;
 	if (thaw)
@@ -543,6 +644,8 @@ out:
 		kfree(envp[i]);
 }
 
+static const struct blk_interposer_ops interpose_bi_ops;
+
 /*
  * Redirect the original device of @ic to @devt: the queue is drained, and
  * with the freeze feature the filesystem is frozen across the change.
@@ -552,52 +655,49 @@ static int interposer_create(struct interpose_c *ic, dev_t devt)
 	struct interposer *ip;
 	int r;
 
+	lockdep_assert_held(&interpose_mutex);
 	ip = kzalloc(sizeof(*ip), GFP_KERNEL);
 	if (!ip)
 		return -ENOMEM;
 	ip->redirected = alloc_percpu(u64);
 	if (!ip->redirected) {
-		kfree(ip);
-		return -ENOMEM;
+		r = -ENOMEM;
+		goto bad_free;
 	}
 	kref_init(&ip->kref);
 	spin_lock_init(&ip->lock);
 	INIT_WORK(&ip->thaw_work, interposer_thaw_fn);
 	INIT_LIST_HEAD(&ip->list);
 	ip->orig = ic->orig;
+	ip->bi.ops = &interpose_bi_ops;
 	r = interpose_bdev_open(&ip->orig_open, ic->orig->bd_dev, false, NULL,
 				NULL);
-	if (r) {
-		free_percpu(ip->redirected);
-		kfree(ip);
-		return r;
-	}
+	if (r)
+		goto bad_free;
 	r = interposer_open_dest(ip, devt, &ip->dest_open);
 	if (r)
-		goto bad_put;
+		goto bad_close_orig;
 	ip->dest = ip->dest_open.bdev;
-	r = interpose_hook_get();
+	ip->dest_devt = ip->dest->bd_dev;
+	r = interposer_compat_get();
 	if (r)
-		goto bad_close;
-
+		goto bad_close_dest;
 	if (ic->freeze) {
 		r = interpose_bdev_freeze(ic->orig);
 		if (r) {
 			DMERR("%s: cannot freeze %pg: %d", dm_device_name(ic->md),
 			      ic->orig, r);
-			goto bad_hook;
+			goto bad_compat;
 		}
 	}
-	r = interpose_hook_attach(ip);
+	r = bdev_interposer_attach(ip->orig, &ip->bi);
 	if (r) {
 		DMERR("%s: cannot attach to %pg: %d", dm_device_name(ic->md),
 		      ic->orig, r);
-		if (ic->freeze)
-			interpose_bdev_thaw(ic->orig);
-		goto bad_hook;
+		goto bad_thaw;
 	}
 	ip->owner = ic;
-	ic->ip = ip;
+	rcu_assign_pointer(ic->ip, ip);
 	list_add(&ip->list, &interposers);
 	/* Thaw writes; they are redirected into a device not yet resumed. */
 	if (ic->freeze)
@@ -606,12 +706,18 @@ static int interposer_create(struct interpose_c *ic, dev_t devt)
 	       dm_device_name(ic->md), ic->orig, ip->dest);
 	return 0;
 
-bad_hook:
-	interpose_hook_put();
-bad_close:
+bad_thaw:
+	if (ic->freeze)
+		interpose_bdev_thaw(ic->orig);
+bad_compat:
+	interposer_compat_put();
+bad_close_dest:
 	interpose_bdev_close(&ip->dest_open);
-bad_put:
-	interposer_put(ip);
+bad_close_orig:
+	interpose_bdev_close(&ip->orig_open);
+bad_free:
+	free_percpu(ip->redirected);
+	kfree(ip);
 	return r;
 }
 
@@ -621,11 +727,11 @@ static void interposer_destroy(struct interposer *ip)
 	struct interpose_c *ic;
 
 	lockdep_assert_held(&interpose_mutex);
-	interpose_hook_detach(ip);
-	interpose_hook_put();
+	bdev_interposer_detach(ip->orig, &ip->bi);
+	interposer_compat_put();
 	list_del_init(&ip->list);
 	ic = ip->owner;
-	ip->owner->ip = NULL;
+	RCU_INIT_POINTER(ic->ip, NULL);
 	ip->owner = NULL;
 	DMINFO("detached %pg from %pg", ip->orig, ip->dest);
 	interposer_uevent(ic, 0);
@@ -645,7 +751,8 @@ static int interposer_switch_dest(struct interposer *ip, dev_t devt)
 		return r;
 	ip->dest_open = b;
 	WRITE_ONCE(ip->dest, b.bdev);
-	interpose_hook_sync(ip);
+	WRITE_ONCE(ip->dest_devt, b.bdev->bd_dev);
+	bdev_interposer_sync(ip->orig);
 	interposer_close_dest(ip, &old);
 	DMINFO("%pg now redirected to %pg", ip->orig, ip->dest);
 	return 0;
@@ -669,7 +776,7 @@ static void interposer_reap_fn(struct work_struct *work)
 
 	mutex_lock(&interpose_mutex);
 	list_for_each_entry_safe(ip, next, &interposers, list) {
-		if (!interpose_gone(ip->orig))
+		if (!READ_ONCE(ip->dead))
 			continue;
 		DMWARN("%s: %pg has gone away, detaching",
 		       dm_device_name(ip->owner->md), ip->orig);
@@ -679,37 +786,40 @@ static void interposer_reap_fn(struct work_struct *work)
 }
 
 /**
- * interpose_orig_dead - a disk is going away
+ * interpose_mark_dead - the original device is going away
+ * @bi: the interposer of the device
  *
- * Called by the watch for every block device of a disk that goes away,
- * before or after the disk is marked dead, in any context.  Queues the
- * detach of the redirects whose original device is gone.
+ * The block layer's ->mark_dead(), which must not sleep: queues the detach.
  */
-void interpose_orig_dead(void)
+static void interpose_mark_dead(struct blk_interposer *bi)
 {
+	struct interposer *ip = container_of(bi, struct interposer, bi);
+
+	WRITE_ONCE(ip->dead, true);
 	queue_work(interpose_wq, &interposer_reap_work);
 }
 
 static void interposer_set_owner(struct interposer *ip, struct interpose_c *ic)
 {
 	if (ip->owner != ic) {
-		ip->owner->ip = NULL;
+		RCU_INIT_POINTER(ip->owner->ip, NULL);
 		ip->owner = ic;
-		ic->ip = ip;
+		rcu_assign_pointer(ic->ip, ip);
 	}
 }
 
 /**
  * interpose_redirect - point a bio of an interposed device at the redirect
- * @ip: the interposer of @bio's device, or of the disk of @bio's partition
- * @bio: the bio
+ * @bi: the interposer of @bio's device, or of the disk of @bio's partition
+ * @bio: the bio, with the sector it was submitted with
  *
- * Called by the hook for a bio it accepted (the ftrace one: hook_wanted()); the hook
- * then submits @bio again.  A bio of a partition of an interposed disk is
- * remapped to the disk's sectors, as the block layer would.
+ * The block layer's ->redirect(); it then submits @bio to the destination.
+ * A bio of a partition of an interposed disk is remapped to the disk's
+ * sectors, as the block layer would.
  */
-void interpose_redirect(struct interposer *ip, struct bio *bio)
+static void interpose_redirect(struct blk_interposer *bi, struct bio *bio)
 {
+	struct interposer *ip = container_of(bi, struct interposer, bi);
 	struct block_device *dest = READ_ONCE(ip->dest);
 	struct block_device *part = bio->bi_bdev;
 
@@ -720,6 +830,11 @@ void interpose_redirect(struct interposer *ip, struct bio *bio)
 		bio->bi_opf &= ~REQ_NOWAIT;
 	this_cpu_inc(*ip->redirected);
 }
+
+static const struct blk_interposer_ops interpose_bi_ops = {
+	.redirect = interpose_redirect,
+	.mark_dead = interpose_mark_dead,
+};
 
 /**
  * struct interpose_pb - per-bio data of a bio passed down to the original
@@ -824,8 +939,8 @@ static int interpose_end_io(struct dm_target *ti, struct bio *bio,
 
 /*
  * Pass a bio down to the original device: DM's clone is remapped there, as
- * dm-linear does, and marked so that the hook lets it (and any remainder
- * the block layer resubmits after a split) past the redirect.
+ * dm-linear does, and marked so that it (and any remainder the block
+ * layer resubmits after a split) goes past the interposer.
  */
 static int interpose_map(struct dm_target *ti, struct bio *bio)
 {
@@ -838,7 +953,7 @@ static int interpose_map(struct dm_target *ti, struct bio *bio)
 		pb->end = pb->start + bio->bi_iter.bi_size - 1;
 	}
 	bio_set_dev(bio, ic->orig);
-	interpose_hook_mark_own(bio);
+	bio_set_interposed(bio);
 	/* Completions of the original's poll queues would go unnoticed. */
 	bio_clear_polled(bio);
 	if ((bio->bi_opf & REQ_NOWAIT) && !bdev_nowait(ic->orig))
@@ -847,6 +962,10 @@ static int interpose_map(struct dm_target *ti, struct bio *bio)
 	return DM_MAPIO_REMAPPED;
 }
 
+/*
+ * The feature arguments, in dm-flakey's shape: one block per feature.
+ * <#feature args> [attach | attach_to <dev>] [diskseq <N>] [freeze]
+ */
 static int interpose_parse_features(struct interpose_c *ic,
 				    struct dm_arg_set *as)
 {
@@ -854,35 +973,41 @@ static int interpose_parse_features(struct interpose_c *ic,
 		{0, 5, "Invalid number of feature arguments"},
 	};
 	struct dm_target *ti = ic->ti;
-	bool seen_attach = false;
-	unsigned int argc;
-	const char *arg;
+	unsigned int argc = 0;
+	const char *arg_name, *arg;
 	int r;
 
 	if (!as->argc)
 		return 0;
-	/* dm_read_arg_group() parses with sscanf(), which wraps on overflow. */
-	if (kstrtouint(as->argv[0], 10, &argc)) {
-		ti->error = _args[0].error;
-		return -EINVAL;
-	}
 	r = dm_read_arg_group(_args, as, &argc, &ti->error);
 	if (r)
 		return r;
 
 	while (argc) {
-		arg = dm_shift_arg(as);
+		arg_name = dm_shift_arg(as);
 		argc--;
-		if (!strcasecmp(arg, "attach") || !strcasecmp(arg, "attach_to")) {
-			if (seen_attach) {
+
+		/*
+		 * attach: redirect the original's bios into this device
+		 */
+		if (!strcasecmp(arg_name, "attach")) {
+			if (ic->mode != IC_PASSTHROUGH) {
 				ti->error = "Duplicate or conflicting attach arguments";
 				return -EINVAL;
 			}
-			seen_attach = true;
-			if (!strcasecmp(arg, "attach")) {
-				ic->mode = IC_ATTACH;
-				ic->dest_devt = ic_own_devt(ic);
-				continue;
+			ic->mode = IC_ATTACH;
+			ic->dest_devt = ic_own_devt(ic);
+			continue;
+		}
+
+		/*
+		 * attach_to <dev>: redirect them into a DM device stacked on
+		 * this one
+		 */
+		if (!strcasecmp(arg_name, "attach_to")) {
+			if (ic->mode != IC_PASSTHROUGH) {
+				ti->error = "Duplicate or conflicting attach arguments";
+				return -EINVAL;
 			}
 			if (!argc) {
 				ti->error = "attach_to needs a device";
@@ -897,7 +1022,14 @@ static int interpose_parse_features(struct interpose_c *ic,
 				return r;
 			}
 			ic->mode = IC_ATTACH_TO;
-		} else if (!strcasecmp(arg, "diskseq")) {
+			continue;
+		}
+
+		/*
+		 * diskseq <N>: the original's disk must have this sequence
+		 * number
+		 */
+		if (!strcasecmp(arg_name, "diskseq")) {
 			if (ic->has_diskseq) {
 				ti->error = "Duplicate diskseq argument";
 				return -EINVAL;
@@ -914,17 +1046,25 @@ static int interpose_parse_features(struct interpose_c *ic,
 				return -EINVAL;
 			}
 			ic->has_diskseq = true;
-		} else if (!strcasecmp(arg, "freeze")) {
+			continue;
+		}
+
+		/*
+		 * freeze: freeze the original's filesystem across attach,
+		 * detach and a suspend of this device
+		 */
+		if (!strcasecmp(arg_name, "freeze")) {
 			if (ic->freeze) {
 				ti->error = "Duplicate freeze argument";
 				return -EINVAL;
 			}
 			ic->freeze = true;
-		} else {
-			DMERR("unrecognised feature argument %s", arg);
-			ti->error = "Unrecognised feature argument";
-			return -EINVAL;
+			continue;
 		}
+
+		DMERR("unrecognised feature argument %s", arg_name);
+		ti->error = "Unrecognised feature argument";
+		return -EINVAL;
 	}
 	return 0;
 }
@@ -1078,11 +1218,13 @@ bad:
 static void interpose_dtr(struct dm_target *ti)
 {
 	struct interpose_c *ic = ti->private;
+	struct interposer *ip;
 
 	/* Still the owner: the table was replaced by one of another type. */
 	mutex_lock(&interpose_mutex);
-	if (ic->ip)
-		interposer_destroy(ic->ip);
+	ip = ic_ip(ic);
+	if (ip)
+		interposer_destroy(ip);
 	mutex_unlock(&interpose_mutex);
 	free_percpu(ic->passed);
 	interpose_bdev_close(&ic->orig_open);
@@ -1104,7 +1246,7 @@ static void interpose_presuspend(struct dm_target *ti)
 	if (!ic->freeze || dm_noflush_suspending(ti))
 		return;
 	mutex_lock(&interpose_mutex);
-	ip = ic->ip;
+	ip = ic_ip(ic);
 	if (ip)
 		kref_get(&ip->kref);
 	mutex_unlock(&interpose_mutex);
@@ -1123,11 +1265,12 @@ static void interpose_presuspend(struct dm_target *ti)
 static void interpose_presuspend_undo(struct dm_target *ti)
 {
 	struct interpose_c *ic = ti->private;
+	struct interposer *ip;
 
 	mutex_lock(&interpose_mutex);
-	if (ic->ip)
-		interposer_thaw_later(ic->ip,
-				      interposer_take_suspend_freezes(ic->ip));
+	ip = ic_ip(ic);
+	if (ip)
+		interposer_thaw_later(ip, interposer_take_suspend_freezes(ip));
 	mutex_unlock(&interpose_mutex);
 }
 
@@ -1206,7 +1349,7 @@ thaw:
 	interposer_thaw_later(ip, interposer_take_suspend_freezes(ip));
 out:
 	if (changed)
-		dest = ic->ip->dest->bd_dev;
+		dest = ic_ip(ic)->dest_devt;
 	mutex_unlock(&interpose_mutex);
 	/* The hash lock DM looks names up under nests outside ours. */
 	if (changed)
@@ -1224,6 +1367,7 @@ static void interpose_status(struct dm_target *ti, status_type_t type,
 		[IC_ATTACH] = "attach",
 		[IC_ATTACH_TO] = "attach_to",
 	};
+	struct interposer *ip;
 	unsigned int sz = 0, nr;
 	const char *state;
 	u64 redirected = 0;
@@ -1231,12 +1375,13 @@ static void interpose_status(struct dm_target *ti, status_type_t type,
 
 	switch (type) {
 	case STATUSTYPE_INFO:
-		mutex_lock(&interpose_mutex);
-		if (ic->ip) {
-			dest = ic->ip->dest->bd_dev;
-			redirected = percpu_sum(ic->ip->redirected);
+		rcu_read_lock();
+		ip = rcu_dereference(ic->ip);
+		if (ip) {
+			dest = READ_ONCE(ip->dest_devt);
+			redirected = percpu_sum(ip->redirected);
 		}
-		mutex_unlock(&interpose_mutex);
+		rcu_read_unlock();
 		if (dest)
 			state = "attached";
 		else if (interpose_gone(ic->orig))
@@ -1274,8 +1419,12 @@ static void interpose_status(struct dm_target *ti, status_type_t type,
 
 	case STATUSTYPE_IMA:
 		DMEMIT_TARGET_NAME_VERSION(ti->type);
-		DMEMIT(",orig_dev=%s,mode=%s,diskseq=%llu;", ic->orig_dev.name,
-		       modes[ic->mode], ic->orig->bd_disk->diskseq);
+		DMEMIT(",orig_dev=%s,mode=%s", ic->orig_dev.name, modes[ic->mode]);
+		if (ic->mode == IC_ATTACH_TO)
+			DMEMIT(",attach_to=%u:%u", MAJOR(ic->dest_devt),
+			       MINOR(ic->dest_devt));
+		DMEMIT(",diskseq=%llu,freeze=%c;", ic->orig->bd_disk->diskseq,
+		       ic->freeze ? 'y' : 'n');
 		break;
 	}
 }
@@ -1328,21 +1477,11 @@ static int __init dm_interpose_init(void)
 		r = -ENOMEM;
 		goto bad_wq;
 	}
-	r = interpose_hook_init();
-	if (r)
-		goto bad_cache_wq;
-	r = interpose_watch_init();
-	if (r)
-		goto bad_hook;
 	r = dm_register_target(&interpose_target);
 	if (r)
-		goto bad_watch;
+		goto bad_cache_wq;
 	return 0;
 
-bad_watch:
-	interpose_watch_exit();
-bad_hook:
-	interpose_hook_exit();
 bad_cache_wq:
 	destroy_workqueue(interpose_cache_wq);
 bad_wq:
@@ -1353,9 +1492,8 @@ bad_wq:
 static void __exit dm_interpose_exit(void)
 {
 	dm_unregister_target(&interpose_target);
-	interpose_watch_exit();
 	cancel_work_sync(&interposer_reap_work);
-	interpose_hook_exit();
+	interposer_compat_exit();
 	destroy_workqueue(interpose_cache_wq);
 	destroy_workqueue(interpose_wq);
 	rcu_barrier();

@@ -14,12 +14,22 @@ teardown() {
 	dmi_cleanup
 }
 
+# The status line has 7 fields after "START LEN interpose", in every state:
+# the udev helper, lvm's segment type, dm-interpose-activate and these
+# tests read them by position.
+status_words() {
+	local words
+	read -r -a words <<<"$(dmsetup status "$1")"
+	((${#words[@]} == 10)) || die "status of $1 has ${#words[@]} words, expected 3 + 7: ${words[*]}"
+}
+
 @test "pass-through: status fields and table round trip" {
 	lower_create low "$LOOP"
 	read -r orig seq state dest red _ hook <<<"$(dmsetup status low | cut -d' ' -f4-)"
 	[[ $orig == "$(devno "$LOOP")" ]]
 	[[ $seq == "$(diskseq_of "$LOOP")" ]]
 	[[ $state == passthrough && $dest == - && $red == 0 && $hook == "$DMI_HOOK" ]]
+	status_words low
 	[[ $(dmsetup table low) == "0 $SZ interpose $(devno "$LOOP")" ]]
 	# I/O through the lower device lands on the original, counted as passed.
 	head -c 1M /dev/urandom >"$BATS_TEST_TMPDIR/d"
@@ -36,6 +46,7 @@ teardown() {
 	[[ $(dmsetup table low) == "0 $SZ interpose $(devno "$LOOP") 3 attach diskseq $(diskseq_of "$LOOP")" ]]
 	[[ $(status_field low 3) == attached ]]
 	[[ $(status_field low 4) == "$(devno /dev/mapper/low)" ]]
+	status_words low
 	lower_reload low "$LOOP"
 	dmsetup create up --table "0 $SZ linear /dev/mapper/low 0"
 	lower_reload low "$LOOP" attach_to /dev/mapper/up
@@ -192,11 +203,12 @@ $SZ 8 zero"
 }
 
 # Is our kprobe on submit_bio_noacct registered (armed through ftrace, so
-# ftrace lists the function)? Waits up to 10 s for the state asked for
-# (unregistration is asynchronous).
+# ftrace lists the function)? Waits up to 60 s for the state asked for:
+# unregistration is asynchronous, and waits for RCU grace periods, which
+# take long in a guest whose host is busy with other guests.
 hook_registered() {
 	local want=$1 i
-	for ((i = 0; i < 50; i++)); do
+	for ((i = 0; i < 300; i++)); do
 		if grep -q '^submit_bio_noacct' /sys/kernel/tracing/enabled_functions 2>/dev/null; then
 			[[ $want == yes ]] && return 0
 		else

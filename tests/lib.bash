@@ -9,7 +9,10 @@ DMI_MODULE=${VM_MODULE:-$DMI_TOP/dm-target/dm-interpose.ko}
 # The hook backend the module must use: the block layer's own interposer
 # when the kernel has it (the patched kernel of 'make kernel'), else a kprobe.
 # shellcheck disable=SC2034 # used by the suites
-if grep -qw bdev_interposer_attach /proc/kallsyms 2>/dev/null; then
+# (The kernel's own symbol: the module's compat implementation has one of
+# that name too, listed with "[dm_interpose]".)
+if awk '$3 == "bdev_interposer_attach" && NF == 3 { found = 1 } END { exit !found }' \
+	/proc/kallsyms 2>/dev/null; then
 	DMI_HOOK=native
 else
 	DMI_HOOK=kprobe

@@ -1,0 +1,394 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/*
+ * dm-interpose compat: the block device interposer on kernels without it.
+ *
+ * The block layer of kernel-patches/0001 gives each bio of an interposed
+ * device to its interposer.  Stock kernels have no such thing, so this puts
+ * a kprobe on the entry of submit_bio_noacct().  For a bio whose device has
+ * an interposer the probe's handler replaces the call with
+ * interposer_compat_submit(), which lets the interposer point the bio at
+ * its destination and submits it again.  The probe is registered only while
+ * at least one interposer may exist; a device without an interposer then
+ * pays one hash lookup per bio (a partition two, while a whole disk is
+ * interposed).
+ *
+ * Why a kprobe and not an ftrace callback with FTRACE_OPS_FL_IPMODIFY: ftrace
+ * allows one IPMODIFY callback per function, and other products (backup
+ * agents' block filters) hold one on submit_bio_noacct().  A kprobe without
+ * a post_handler is armed through ftrace without IPMODIFY, and its
+ * pre_handler may still change the instruction pointer: that is how function
+ * error injection overrides a function.  Both hooks then run: when both pick
+ * the same bio, the one that runs last wins, and the other sees the bio when
+ * it is submitted again (ours to the original device, the other product's
+ * from its own filter).  On kernels where kprobes cannot use ftrace the probe
+ * is a breakpoint, slower but the same.
+ *
+ * The block layer's ->mark_dead() comes from return probes on del_gendisk()
+ * and blk_mark_disk_dead(), the two ways a disk goes away: at their return
+ * the disk is no longer live, or is marked dead, and the interposers of its
+ * devices are told.  The target opens the original device non-exclusively,
+ * so the block layer would tell it nothing else.
+ *
+ * Locking: hook_mutex serialises changes of the lookup table and the
+ * (un)registration of the probes.  The lookup runs in the kprobe handler
+ * (preemption disabled: an RCU read side; the owner frees an interposer
+ * after an RCU grace period) and in interposer_compat_submit(), inside
+ * interposer_srcu, which bdev_interposer_detach() and
+ * bdev_interposer_sync() wait for.
+ */
+#include <linux/blk-mq.h>
+#include <linux/blkdev.h>
+#include <linux/hashtable.h>
+#include <linux/kprobes.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/srcu.h>
+#include <linux/workqueue.h>
+#include <linux/device-mapper.h>
+#include <linux/blk-interposer.h>
+
+#include "../interpose-compat.h"
+
+#define DM_MSG_PREFIX "interpose"
+#define HOOK_HASH_BITS 6
+
+/* bio_set_interposed() points bi_private here. */
+const char interposer_compat_own;
+
+static DEFINE_HASHTABLE(hook_hash, HOOK_HASH_BITS);
+static DEFINE_MUTEX(hook_mutex);
+static unsigned int hook_users;
+static bool hook_registered;
+/* Whole disks with an interposer: their partitions' bios go to it too. */
+static unsigned int hook_whole_disks;
+DEFINE_STATIC_SRCU(interposer_srcu);
+
+/* Freeze a queue (memflags since 6.14); returns what to unfreeze it with. */
+static unsigned int hook_freeze_queue(struct request_queue *q)
+{
+#ifndef INTERPOSE_OLD_QUEUE_FREEZE
+	return blk_mq_freeze_queue(q);
+#else
+	blk_mq_freeze_queue(q);
+	return 0;
+#endif
+}
+
+static void hook_unfreeze_queue(struct request_queue *q, unsigned int memflags)
+{
+#ifndef INTERPOSE_OLD_QUEUE_FREEZE
+	blk_mq_unfreeze_queue(q, memflags);
+#else
+	blk_mq_unfreeze_queue(q);
+#endif
+}
+
+static void hook_unregister_fn(struct work_struct *work);
+static DECLARE_WORK(hook_unregister_work, hook_unregister_fn);
+
+static __always_inline struct blk_interposer *hook_lookup(struct block_device *bdev)
+{
+	struct blk_interposer *bi;
+
+	hash_for_each_possible_rcu(hook_hash, bi, hnode, (unsigned long)bdev,
+				   srcu_read_lock_held(&interposer_srcu))
+		if (bi->bdev == bdev)
+			return bi;
+	return NULL;
+}
+
+/* The interposer of a bio's device, or of the disk of its partition. */
+static __always_inline struct blk_interposer *hook_lookup_bio(struct bio *bio)
+{
+	struct block_device *bdev = bio->bi_bdev;
+	struct blk_interposer *bi;
+
+	bi = hook_lookup(bdev);
+	if (!bi && READ_ONCE(hook_whole_disks) && bdev_is_partition(bdev))
+		bi = hook_lookup(bdev_whole(bdev));
+	return bi;
+}
+
+/**
+ * hook_wanted - may this bio be redirected?
+ * @bi: the interposer of @bio's device, or of the disk of @bio's partition
+ * @bio: a bio submitted to an interposed device
+ *
+ * The interposer's own bios to the device go past it, including what the
+ * block layer resubmits of them after a split (the remainder is the bio
+ * that was marked).  A bio already remapped to the whole disk (BIO_REMAPPED)
+ * holds a disk sector, not a partition sector, and is past the interposer.
+ * A bio of a partition of an interposed disk that does not fit the
+ * partition is left to the block layer, which fails it.
+ *
+ * Return: true if the bio is to be redirected.
+ */
+static inline bool hook_wanted(struct blk_interposer *bi, struct bio *bio)
+{
+	if (interposer_compat_is_own(bio) || bio_flagged(bio, BIO_REMAPPED))
+		return false;
+	return bio->bi_bdev == bi->bdev ||
+	       bio_end_sector(bio) <= bdev_nr_sectors(bio->bi_bdev);
+}
+
+/*
+ * Runs instead of submit_bio_noacct() for a bio the handler picked.  The
+ * lookup is repeated: the interposer may have gone away in between, or it
+ * may be another one now, e.g. of the whole disk where the handler found
+ * the partition's, and a bio past the end of the partition must not reach
+ * the disk.  The SRCU read section keeps the interposer and its destination
+ * alive until the bio is submitted there.
+ */
+static void notrace interposer_compat_submit(struct bio *bio)
+{
+	struct blk_interposer *bi;
+	int idx;
+
+	idx = srcu_read_lock(&interposer_srcu);
+	bi = hook_lookup_bio(bio);
+	if (bi && hook_wanted(bi, bio))
+		bi->ops->redirect(bi, bio);
+	submit_bio_noacct(bio);
+	srcu_read_unlock(&interposer_srcu, idx);
+}
+
+/*
+ * Runs at the entry of every submit_bio_noacct() while the probe is
+ * registered, so it does as little as it can: the interposers' own bios go
+ * past without a lookup.  submit_bio_noacct() may sleep, so it is never
+ * called in a context that interrupts another kprobe handler (which would
+ * make kprobes skip this one).
+ *
+ * Return: 1 when the call is replaced (the kprobe API's "regs->ip changed").
+ */
+static int hook_pre(struct kprobe *p, struct pt_regs *regs)
+{
+	struct bio *bio = (struct bio *)regs_get_kernel_argument(regs, 0);
+	struct blk_interposer *bi;
+
+	if (interposer_compat_is_own(bio))
+		return 0;
+	bi = hook_lookup_bio(bio);
+	if (!bi || !hook_wanted(bi, bio))
+		return 0;
+	instruction_pointer_set(regs, (unsigned long)interposer_compat_submit);
+	return 1;
+}
+
+static struct kprobe hook_kprobe = {
+	.symbol_name = "submit_bio_noacct",
+	.pre_handler = hook_pre,
+};
+
+/* Has the disk of @bdev gone away (removed, or marked dead)? */
+static bool hook_gone(struct block_device *bdev)
+{
+	return !disk_live(bdev->bd_disk) ||
+	       test_bit(GD_DEAD, &bdev->bd_disk->state);
+}
+
+/* At the return of del_gendisk() or blk_mark_disk_dead(). */
+static int hook_disk_gone(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	struct blk_interposer *bi;
+	int bkt;
+
+	rcu_read_lock();
+	hash_for_each_rcu(hook_hash, bkt, bi, hnode)
+		if (bi->ops->mark_dead && hook_gone(bi->bdev))
+			bi->ops->mark_dead(bi);
+	rcu_read_unlock();
+	return 0;
+}
+
+static struct kretprobe hook_watch_del = {
+	.kp.symbol_name = "del_gendisk",
+	.handler = hook_disk_gone,
+	.maxactive = 16,
+};
+
+static struct kretprobe hook_watch_dead = {
+	.kp.symbol_name = "blk_mark_disk_dead",
+	.handler = hook_disk_gone,
+	.maxactive = 16,
+};
+
+static struct kretprobe *hook_watches[] = {
+	&hook_watch_del,
+	&hook_watch_dead,
+};
+
+static int hook_register(void)
+{
+	int i, r;
+
+	/* A probe is reset for each registration. */
+	hook_kprobe.addr = NULL;
+	hook_kprobe.flags = 0;
+	for (i = 0; i < ARRAY_SIZE(hook_watches); i++) {
+		hook_watches[i]->kp.addr = NULL;
+		hook_watches[i]->kp.flags = 0;
+	}
+	r = register_kretprobes(hook_watches, ARRAY_SIZE(hook_watches));
+	if (r) {
+		DMERR("cannot probe del_gendisk and blk_mark_disk_dead: %d", r);
+		return r;
+	}
+	r = register_kprobe(&hook_kprobe);
+	if (r) {
+		DMERR("cannot register a kprobe on submit_bio_noacct: %d", r);
+		unregister_kretprobes(hook_watches, ARRAY_SIZE(hook_watches));
+	}
+	return r;
+}
+
+static void hook_unregister_fn(struct work_struct *work)
+{
+	mutex_lock(&hook_mutex);
+	if (!hook_users && hook_registered) {
+		unregister_kprobe(&hook_kprobe);
+		unregister_kretprobes(hook_watches, ARRAY_SIZE(hook_watches));
+		hook_registered = false;
+	}
+	mutex_unlock(&hook_mutex);
+}
+
+/**
+ * interposer_compat_get - make the hook ready for one more interposer
+ *
+ * Registers the probes for the first user.  Called before the filesystem
+ * of the device to interpose is frozen: registration patches kernel text,
+ * which takes a while.
+ *
+ * Return: 0 or a negative errno from kprobes.
+ */
+int interposer_compat_get(void)
+{
+	int r = 0;
+
+	mutex_lock(&hook_mutex);
+	if (!hook_registered) {
+		r = hook_register();
+		hook_registered = !r;
+	}
+	if (!r)
+		hook_users++;
+	mutex_unlock(&hook_mutex);
+	return r;
+}
+
+/**
+ * interposer_compat_put - drop a reference taken by interposer_compat_get()
+ *
+ * The probes are unregistered asynchronously when the last user goes, so
+ * that a detach does not wait for the grace periods that takes.
+ */
+void interposer_compat_put(void)
+{
+	mutex_lock(&hook_mutex);
+	if (!--hook_users)
+		schedule_work(&hook_unregister_work);
+	mutex_unlock(&hook_mutex);
+}
+
+/**
+ * interposer_compat_exit - at module unload: no probe handler runs after
+ */
+void interposer_compat_exit(void)
+{
+	cancel_work_sync(&hook_unregister_work);
+	hook_unregister_fn(NULL);
+	/* No task may still be running interposer_compat_submit(). */
+	synchronize_srcu(&interposer_srcu);
+	synchronize_rcu_tasks();
+}
+
+/* Has @bdev, its whole disk or one of its partitions an interposer? */
+static bool hook_busy(struct block_device *bdev)
+{
+	struct blk_interposer *bi;
+	int bkt;
+
+	lockdep_assert_held(&hook_mutex);
+	hash_for_each(hook_hash, bkt, bi, hnode)
+		if (bi->bdev == bdev || bi->bdev == bdev_whole(bdev) ||
+		    bdev_whole(bi->bdev) == bdev)
+			return true;
+	return false;
+}
+
+/**
+ * bdev_interposer_attach - attach an interposer to a block device
+ * @bdev: the block device, a whole disk or a partition
+ * @interposer: the interposer, with its operations set
+ *
+ * Needs a reference from interposer_compat_get().  The queue of @bdev is
+ * frozen meanwhile, so bios already on their way to its driver get there
+ * first; a bio whose submit_bio_noacct() starts after this returns is
+ * redirected.
+ *
+ * Return: 0, or -EBUSY if @bdev, its whole disk or one of its partitions
+ * has an interposer already.
+ */
+int bdev_interposer_attach(struct block_device *bdev,
+			   struct blk_interposer *interposer)
+{
+	struct request_queue *q = bdev_get_queue(bdev);
+	unsigned int memflags;
+	int r = 0;
+
+	if (WARN_ON_ONCE(!interposer->ops || !interposer->ops->redirect ||
+			 !hook_users))
+		return -EINVAL;
+	memflags = hook_freeze_queue(q);
+	mutex_lock(&hook_mutex);
+	if (hook_busy(bdev)) {
+		r = -EBUSY;
+	} else {
+		interposer->bdev = bdev;
+		if (!bdev_is_partition(bdev))
+			WRITE_ONCE(hook_whole_disks, hook_whole_disks + 1);
+		hash_add_rcu(hook_hash, &interposer->hnode, (unsigned long)bdev);
+	}
+	mutex_unlock(&hook_mutex);
+	hook_unfreeze_queue(q, memflags);
+	return r;
+}
+
+/**
+ * bdev_interposer_detach - detach the interposer of a block device
+ * @bdev: the block device
+ * @interposer: its interposer, attached by bdev_interposer_attach()
+ *
+ * On return no redirection through @interposer is in progress, and what was
+ * submitted straight to @bdev meanwhile has completed.
+ */
+void bdev_interposer_detach(struct block_device *bdev,
+			    struct blk_interposer *interposer)
+{
+	struct request_queue *q = bdev_get_queue(bdev);
+
+	mutex_lock(&hook_mutex);
+	if (WARN_ON_ONCE(interposer->bdev != bdev)) {
+		mutex_unlock(&hook_mutex);
+		return;
+	}
+	hash_del_rcu(&interposer->hnode);
+	if (!bdev_is_partition(bdev))
+		WRITE_ONCE(hook_whole_disks, hook_whole_disks - 1);
+	mutex_unlock(&hook_mutex);
+	synchronize_srcu_expedited(&interposer_srcu);
+	hook_unfreeze_queue(q, hook_freeze_queue(q));
+}
+
+/**
+ * bdev_interposer_sync - wait for the redirections in progress
+ * @bdev: an interposed block device
+ *
+ * After its owner changed an interposer's destination, waits until no bio
+ * is being redirected to the previous one.
+ */
+void bdev_interposer_sync(struct block_device *bdev)
+{
+	synchronize_srcu_expedited(&interposer_srcu);
+}
