@@ -1,6 +1,7 @@
 # dm-interpose: top-level entry points. Every kernel test runs in a QEMU guest
-# (scripts/vm-run) booting the pinned Debian kernel (ftrace hook) or, for the
-# native lane, that kernel's source with our patch series (native hook).
+# (scripts/vm-run) booting the pinned Debian kernel (kprobe hook) or, for the
+# native lane, Debian's newest kernel source (7.3) with our patch series
+# (native hook, the in-tree target).
 #
 #   make setup     install the pinned kernel, headers and tools (Debian packages)
 #   make module    build dm-target/dm-interpose.ko against the pinned headers
@@ -15,6 +16,7 @@
 #                  fails when a test passing unpatched does not pass patched
 #   make kernel    apply kernel-patches/series to the pinned source, merge
 #                  Kconfig.frag, build the kernel and the module against it
+#   make check-series  each patch of the series builds on its own
 #   make check-native  the same suites in a guest booting that kernel (native
 #                  hook, lockdep/KASAN/kmemleak on; any report fails the run)
 #   make check-kernels  the other kernels of the matrix (scripts/pins.sh:
@@ -36,7 +38,7 @@
 VM_OPTS    ?= --mem 3072 --timeout 3600
 SUITES     ?=
 
-.PHONY: all setup module fstests lvm lvm-check check check-kernels torture kernel kernel-bench check-native demo bench lint clean install uninstall check-install
+.PHONY: all setup module fstests lvm lvm-check check check-kernels torture kernel kernel-bench check-series check-native demo bench lint clean install uninstall check-install
 
 all: module
 
@@ -94,6 +96,11 @@ lvm-check: setup
 
 kernel: setup
 	scripts/build-kernel
+
+# Each patch of kernel-patches/series builds on its own (W=1, no warning in
+# the files it touches): scripts/check-series.
+check-series: setup
+	scripts/check-series
 
 kernel-bench: setup
 	scripts/build-kernel --flavour bench

@@ -43,6 +43,10 @@
 #if LINUX_VERSION_CODE < KERNEL_VERSION(6, 17, 0)
 #define INTERPOSE_OLD_PREPARE_IOCTL 1
 #endif
+/* kzalloc_obj() came with 7.0: before, kzalloc() with the size */
+#ifndef kzalloc_obj
+#define kzalloc_obj(p) kzalloc(sizeof(p), GFP_KERNEL)
+#endif
 /* end out-of-tree */
 
 /**

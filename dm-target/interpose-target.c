@@ -656,7 +656,7 @@ static int interposer_create(struct interpose_c *ic, dev_t devt)
 	int r;
 
 	lockdep_assert_held(&interpose_mutex);
-	ip = kzalloc(sizeof(*ip), GFP_KERNEL);
+	ip = kzalloc_obj(*ip);
 	if (!ip)
 		return -ENOMEM;
 	ip->redirected = alloc_percpu(u64);
@@ -1139,7 +1139,7 @@ static int interpose_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	dev_t devt;
 	int r;
 
-	ic = kzalloc(sizeof(*ic), GFP_KERNEL);
+	ic = kzalloc_obj(*ic);
 	if (!ic) {
 		ti->error = "Cannot allocate context";
 		return -ENOMEM;
@@ -1447,7 +1447,7 @@ static int interpose_iterate_devices(struct dm_target *ti,
 
 static struct target_type interpose_target = {
 	.name = "interpose",
-	.version = {1, 1, 0},
+	.version = {1, 0, 0},
 	.features = DM_TARGET_SINGLETON | DM_TARGET_NOWAIT |
 		    DM_TARGET_PASSES_INTEGRITY | DM_TARGET_PASSES_CRYPTO,
 	.module = THIS_MODULE,

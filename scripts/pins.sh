@@ -22,9 +22,13 @@ KERNELS=(
 # Kernel images, their modules and the build chroots (kept between runs).
 KCACHE=/var/cache/dm-interpose
 
-# The source of that kernel (checkpatch.pl; the native-hook patch series).
-KSRC_PKG=linux-source-6.12
-KSRC_VERSION=6.12.117-1~deb12u1
+# The kernel source the patch series (kernel-patches/) applies to, the
+# newest Debian ships: make kernel builds it, checkpatch.pl comes from it.
+# scripts/get-ksrc fetches it from its suite into KSRC_TARBALL.
+KSRC_PKG=linux-source-7.3
+KSRC_VERSION=7.3.4-1~bpo13+1
+KSRC_SUITE=trixie-backports
+KSRC_TARBALL=$KCACHE/src/$KSRC_PKG-$KSRC_VERSION.tar.xz
 
 # lvm2 as Debian ships it: the source our lvm-patches/ apply to (make lvm).
 LVM2_VERSION=2.03.16-2
@@ -39,4 +43,4 @@ MODULE=$MODULE_DIR/dm-interpose.ko
 STOCK_KERNEL_IMAGE=/boot/vmlinuz-$KVER
 STOCK_MODULES_DIR=/lib/modules/$KVER
 
-export KVER KCACHE KSRC_PKG KSRC_VERSION LVM2_VERSION TOP BUILD MODULE_DIR MODULE STOCK_KERNEL_IMAGE STOCK_MODULES_DIR
+export KVER KCACHE KSRC_PKG KSRC_VERSION KSRC_SUITE KSRC_TARBALL LVM2_VERSION TOP BUILD MODULE_DIR MODULE STOCK_KERNEL_IMAGE STOCK_MODULES_DIR
