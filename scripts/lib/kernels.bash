@@ -53,6 +53,12 @@ in_kernel_env() {
 	}
 	mkdir -p "$root$TOP"
 	mountpoint -q "$root/proc" || mount -t proc proc "$root/proc"
+	# A bind mount left from a checkout that was removed and made again at
+	# the same path shows the old, deleted directory: mount the current one.
+	if mountpoint -q "$root$TOP" &&
+		[[ $(stat -c %d:%i "$root$TOP" 2>/dev/null) != "$(stat -c %d:%i "$TOP")" ]]; then
+		umount -l "$root$TOP"
+	fi
 	mountpoint -q "$root$TOP" || mount --bind "$TOP" "$root$TOP"
 	local dir=$PWD
 	[[ $dir == "$TOP" || $dir == "$TOP"/* ]] || dir=$TOP
