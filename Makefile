@@ -132,8 +132,8 @@ kernel-bench: setup
 #   injection only the patched kernel has (86-fault-inject, 12 minutes there)
 #   and the others on that kernel run in make torture.
 # make check-native NATIVE_SKIP= runs them all; SUITES given by hand run as
-# given; NATIVE_EXTRA_SKIP leaves out more. CI runs these suites on the
-# kernel without the debug set (make kernel-bench; .ci/run says why).
+# given; NATIVE_EXTRA_SKIP leaves out more. CI does not run this lane
+# (.ci/run says why).
 NATIVE_CYCLES ?= 5
 NATIVE_FAIL_STRIDE ?= 4
 NATIVE_SKIP ?= tests/40-load.bats tests/50-udev.bats tests/60-dmsetup.bats \
