@@ -132,13 +132,13 @@ kernel-bench: setup
 #   injection only the patched kernel has (86-fault-inject, 12 minutes there)
 #   and the others on that kernel run in make torture.
 # make check-native NATIVE_SKIP= runs them all; SUITES given by hand run as
-# given; NATIVE_EXTRA_SKIP leaves out more. CI does not run this lane
+# given. CI does not run this lane
 # (.ci/run says why).
 NATIVE_CYCLES ?= 5
 NATIVE_FAIL_STRIDE ?= 4
 NATIVE_SKIP ?= tests/40-load.bats tests/50-udev.bats tests/60-dmsetup.bats \
 	tests/70-lvconvert.bats tests/26-coexist.bats tests/27-hardening.bats \
-	tests/28-nokprobes.bats $(wildcard tests/8*.bats) $(NATIVE_EXTRA_SKIP)
+	tests/28-nokprobes.bats $(wildcard tests/8*.bats)
 NATIVE_SUITES = $(or $(SUITES),$(filter-out $(NATIVE_SKIP),$(sort $(wildcard tests/*.bats))))
 check-native: lint kernel lvm
 	VM_RUN_OPTS="$(VM_OPTS) --env DMI_CYCLES=$(NATIVE_CYCLES) --env DMI_FAIL_STRIDE=$(NATIVE_FAIL_STRIDE)" \
