@@ -202,9 +202,10 @@ static inline struct address_space *interpose_bdev_mapping(struct block_device *
 /*
  * The block device interposer, <linux/blk-interposer.h>.  Built out of tree
  * for a kernel without CONFIG_BLK_INTERPOSER, the module brings its own
- * implementation of that interface, with a hook name of its own and three
- * calls that only it needs (taking and dropping its hook, and unloading);
- * with the block layer's they are empty.
+ * implementation of that interface, with a hook name of its own and four
+ * calls that only it needs (taking and dropping its hook, unloading, and
+ * knowing the bios whose completion the target took over, which the block
+ * layer knows by BIO_INTERPOSED); with the block layer's they are empty.
  */
 #include <linux/blk-interposer.h>
 #ifdef CONFIG_BLK_INTERPOSER
@@ -220,6 +221,10 @@ static inline void interposer_compat_put(void)
 }
 
 static inline void interposer_compat_exit(void)
+{
+}
+
+static inline void interposer_compat_set_own_end_io(bio_end_io_t *end_io)
 {
 }
 #endif

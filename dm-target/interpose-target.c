@@ -44,10 +44,12 @@
 #include <linux/kobject.h>
 #include <linux/kref.h>
 #include <linux/list.h>
+#include <linux/mempool.h>
 #include <linux/module.h>
 #include <linux/mutex.h>
 #include <linux/pagemap.h>
 #include <linux/percpu.h>
+#include <linux/percpu-refcount.h>
 #include <linux/rcupdate.h>
 #include <linux/slab.h>
 #include <linux/workqueue.h>
@@ -75,7 +77,12 @@ struct interpose_c;
  *	changed with bdev_interposer_sync() after)
  * @dest_devt: @dest's device number, for status (read under RCU)
  * @dest_open: exclusive open of @dest, holder ops forward freeze to @orig
- * @owner: table target that owns the redirect (interpose_mutex)
+ * @owner: table target that owns the redirect (changed under
+ *	interpose_mutex, then bdev_interposer_sync(): ->redirect() reads it)
+ * @self: with attach_to, an interposer on the owner's own device while it
+ *	is resumed: the bios the stack passes down to the owner go straight
+ *	to @orig (the direct path)
+ * @self_bdev: the device @self is attached to, or NULL (interpose_mutex)
  * @redirected: per-cpu count of bios redirected
  * @dead: @orig is going away (->mark_dead()); the reaper detaches it
  * @lock: protects the freeze counters below
@@ -97,6 +104,8 @@ struct interposer {
 	dev_t dest_devt;
 	struct interpose_bdev dest_open;
 	struct interpose_c *owner;
+	struct blk_interposer self;
+	struct block_device *self_bdev;
 	u64 __percpu *redirected;
 	bool dead;
 	spinlock_t lock;		/* protects the freeze counters */
@@ -120,6 +129,13 @@ struct interposer {
  * @has_diskseq: a diskseq was given
  * @diskseq: the diskseq given
  * @freeze: freeze the filesystem on @orig across attach and detach
+ * @no_direct: every bio passes through DM: no direct path
+ * @reads_direct: with attach_to, reads of @orig go to it straight, past
+ *	the stack (while the device is resumed)
+ * @direct_live: @direct_ref is live: the device is resumed (changed in
+ *	presuspend, presuspend_undo and resume, which DM serialises)
+ * @direct_ref: held by each bio on the direct path (struct interpose_dio)
+ * @direct_drained: completed when @direct_ref drops to zero once killed
  * @passed: per-cpu count of bios passed down to @orig
  * @ip: the redirect this table owns, or NULL (changed under interpose_mutex,
  *	read under it or under RCU: an interposer is freed after a grace
@@ -136,6 +152,11 @@ struct interpose_c {
 	bool has_diskseq;
 	u64 diskseq;
 	bool freeze;
+	bool no_direct;
+	bool reads_direct;
+	bool direct_live;
+	struct percpu_ref direct_ref;
+	struct completion direct_drained;
 	u64 __percpu *passed;
 	struct interposer __rcu *ip;
 };
@@ -146,6 +167,9 @@ static LIST_HEAD(interposers);
 static struct workqueue_struct *interpose_wq;
 /* Completes writes after dropping the stale pages they left behind. */
 static struct workqueue_struct *interpose_cache_wq;
+/* The per-bio state of the direct path. */
+static struct kmem_cache *interpose_dio_cache;
+static mempool_t interpose_dio_pool;
 
 static void interposer_reap_fn(struct work_struct *work);
 static DECLARE_WORK(interposer_reap_work, interposer_reap_fn);
@@ -645,6 +669,17 @@ out:
 }
 
 static const struct blk_interposer_ops interpose_bi_ops;
+static const struct blk_interposer_ops interpose_self_ops;
+
+/* Detach the direct path of a stack's lower device. */
+static void interposer_detach_self(struct interposer *ip)
+{
+	lockdep_assert_held(&interpose_mutex);
+	if (!ip->self_bdev)
+		return;
+	bdev_interposer_detach(ip->self_bdev, &ip->self);
+	ip->self_bdev = NULL;
+}
 
 /*
  * Redirect the original device of @ic to @devt: the queue is drained, and
@@ -670,6 +705,7 @@ static int interposer_create(struct interpose_c *ic, dev_t devt)
 	INIT_LIST_HEAD(&ip->list);
 	ip->orig = ic->orig;
 	ip->bi.ops = &interpose_bi_ops;
+	ip->self.ops = &interpose_self_ops;
 	r = interpose_bdev_open(&ip->orig_open, ic->orig->bd_dev, false, NULL,
 				NULL);
 	if (r)
@@ -690,13 +726,13 @@ static int interposer_create(struct interpose_c *ic, dev_t devt)
 			goto bad_compat;
 		}
 	}
+	ip->owner = ic;
 	r = bdev_interposer_attach(ip->orig, &ip->bi);
 	if (r) {
 		DMERR("%s: cannot attach to %pg: %d", dm_device_name(ic->md),
 		      ic->orig, r);
 		goto bad_thaw;
 	}
-	ip->owner = ic;
 	rcu_assign_pointer(ic->ip, ip);
 	list_add(&ip->list, &interposers);
 	/* Thaw writes; they are redirected into a device not yet resumed. */
@@ -727,6 +763,7 @@ static void interposer_destroy(struct interposer *ip)
 	struct interpose_c *ic;
 
 	lockdep_assert_held(&interpose_mutex);
+	interposer_detach_self(ip);
 	bdev_interposer_detach(ip->orig, &ip->bi);
 	interposer_compat_put();
 	list_del_init(&ip->list);
@@ -799,60 +836,23 @@ static void interpose_mark_dead(struct blk_interposer *bi)
 	queue_work(interpose_wq, &interposer_reap_work);
 }
 
+/*
+ * Hand the redirect over to the table @ic.  The previous owner's direct
+ * path, if its device is still resumed, ends here; once ->redirect() no
+ * longer runs for it, the previous owner may go (its bios on the direct
+ * path hold it until they complete).
+ */
 static void interposer_set_owner(struct interposer *ip, struct interpose_c *ic)
 {
-	if (ip->owner != ic) {
-		RCU_INIT_POINTER(ip->owner->ip, NULL);
-		ip->owner = ic;
-		rcu_assign_pointer(ic->ip, ip);
-	}
+	lockdep_assert_held(&interpose_mutex);
+	if (ip->owner == ic)
+		return;
+	interposer_detach_self(ip);
+	RCU_INIT_POINTER(ip->owner->ip, NULL);
+	WRITE_ONCE(ip->owner, ic);
+	rcu_assign_pointer(ic->ip, ip);
+	bdev_interposer_sync(ip->orig);
 }
-
-/**
- * interpose_redirect - point a bio of an interposed device at the redirect
- * @bi: the interposer of @bio's device, or of the disk of @bio's partition
- * @bio: the bio, with the sector it was submitted with
- *
- * The block layer's ->redirect(); it then submits @bio to the destination.
- * A bio of a partition of an interposed disk is remapped to the disk's
- * sectors, as the block layer would.
- */
-static void interpose_redirect(struct blk_interposer *bi, struct bio *bio)
-{
-	struct interposer *ip = container_of(bi, struct interposer, bi);
-	struct block_device *dest = READ_ONCE(ip->dest);
-	struct block_device *part = bio->bi_bdev;
-
-	if (part != ip->orig && bio_sectors(bio))
-		bio->bi_iter.bi_sector += part->bd_start_sect;
-	bio_set_dev(bio, dest);
-	if ((bio->bi_opf & REQ_NOWAIT) && !bdev_nowait(dest))
-		bio->bi_opf &= ~REQ_NOWAIT;
-	this_cpu_inc(*ip->redirected);
-}
-
-static const struct blk_interposer_ops interpose_bi_ops = {
-	.redirect = interpose_redirect,
-	.mark_dead = interpose_mark_dead,
-};
-
-/**
- * struct interpose_pb - per-bio data of a bio passed down to the original
- * @start: first byte of the original device the bio changes
- * @end: last byte it changes
- * @work: drops the original's cached pages over [@start, @end], then
- *	completes the bio
- * @orig: the original device
- * @check: the bio changes data without going through the original
- *	device's page cache
- */
-struct interpose_pb {
-	loff_t start;
-	loff_t end;
-	struct work_struct work;
-	struct block_device *orig;
-	bool check;
-};
 
 /*
  * Does @bio change data of the original device behind its page cache?  The
@@ -890,6 +890,200 @@ static void interpose_invalidate_range(struct block_device *bdev,
 	if (filemap_range_has_page(mapping, start, end))
 		invalidate_bdev(bdev);
 }
+
+/**
+ * struct interpose_dio - a bio on the direct path
+ * @ic: the table whose device the bio goes past; the bio holds a reference
+ *	on its @direct_ref until it completes
+ * @bio: the bio
+ * @end_io: the bio's own completion, put back before it completes
+ * @private: the bio's own bi_private
+ * @check: as interpose_pb's: the page cache of @ic->orig is checked over
+ *	[@start, @end] when the bio completes
+ * @start: first byte of the original device the bio changes
+ * @end: last byte it changes
+ * @work: drops the stale pages, then completes the bio
+ */
+struct interpose_dio {
+	struct interpose_c *ic;
+	struct bio *bio;
+	bio_end_io_t *end_io;
+	void *private;
+	bool check;
+	loff_t start;
+	loff_t end;
+	struct work_struct work;
+};
+
+static void interpose_dio_complete(struct interpose_dio *dio)
+{
+	struct interpose_c *ic = dio->ic;
+	struct bio *bio = dio->bio;
+
+	bio->bi_end_io = dio->end_io;
+	bio->bi_private = dio->private;
+	mempool_free(dio, &interpose_dio_pool);
+	bio_endio(bio);
+	percpu_ref_put(&ic->direct_ref);
+}
+
+static void interpose_dio_invalidate_fn(struct work_struct *work)
+{
+	struct interpose_dio *dio = container_of(work, struct interpose_dio,
+						 work);
+
+	interpose_invalidate_range(dio->ic->orig, dio->start, dio->end);
+	interpose_dio_complete(dio);
+}
+
+/*
+ * The completion of a bio on the direct path: the page cache check of
+ * interpose_end_io(), then the bio's own completion, completed again with
+ * its own bi_end_io put back (as blk-crypto-fallback does).
+ */
+static void interpose_dio_end_io(struct bio *bio)
+{
+	struct interpose_dio *dio = bio->bi_private;
+	struct address_space *mapping = interpose_bdev_mapping(dio->ic->orig);
+
+	if (dio->check && READ_ONCE(mapping->nrpages) &&
+	    filemap_range_has_page(mapping, dio->start, dio->end)) {
+		INIT_WORK(&dio->work, interpose_dio_invalidate_fn);
+		queue_work(interpose_cache_wq, &dio->work);
+		return;
+	}
+	interpose_dio_complete(dio);
+}
+
+/**
+ * interpose_direct - pass a bio to the original device past DM
+ * @ic: the table whose device the bio would pass through
+ * @bio: the bio, on the original device or on a partition of it
+ * @gfp: the allocation mode: may the caller wait for the mempool?
+ *
+ * What the table does to a bio (interpose_map()), without the DM device:
+ * the bio keeps its device, and its completion is taken over so that a
+ * suspend of @ic's device waits for it (interpose_direct_stop()).  The
+ * caller points it at the original device and lets the block layer submit
+ * it there.  It is past the interposer: the block layer knows it by
+ * BIO_INTERPOSED, the compat hook by its bi_end_io.
+ *
+ * Return: true if @bio is on the direct path; false, with @bio untouched,
+ * if the device of @ic is not resumed or no memory was free.
+ */
+static bool interpose_direct(struct interpose_c *ic, struct bio *bio,
+			     gfp_t gfp)
+{
+	struct interpose_dio *dio;
+
+	if (!percpu_ref_tryget_live(&ic->direct_ref))
+		return false;
+	dio = mempool_alloc(&interpose_dio_pool, gfp);
+	if (unlikely(!dio)) {
+		percpu_ref_put(&ic->direct_ref);
+		return false;
+	}
+	dio->ic = ic;
+	dio->bio = bio;
+	dio->end_io = bio->bi_end_io;
+	dio->private = bio->bi_private;
+	dio->check = interpose_bypasses_cache(ic, bio);
+	if (dio->check) {
+		dio->start = (loff_t)bio->bi_iter.bi_sector << SECTOR_SHIFT;
+		if (bio->bi_bdev != ic->orig)
+			dio->start += (loff_t)bio->bi_bdev->bd_start_sect <<
+				      SECTOR_SHIFT;
+		dio->end = dio->start + bio->bi_iter.bi_size - 1;
+	}
+	bio->bi_end_io = interpose_dio_end_io;
+	bio->bi_private = dio;
+	this_cpu_inc(*ic->passed);
+	return true;
+}
+
+/**
+ * interpose_redirect - point a bio of an interposed device at the redirect
+ * @bi: the interposer of @bio's device, or of the disk of @bio's partition
+ * @bio: the bio, with the sector it was submitted with
+ *
+ * The block layer's ->redirect(); it then submits @bio to the destination.
+ * A bio of a partition of an interposed disk is remapped to the disk's
+ * sectors, as the block layer would.  In attach mode, while the device is
+ * resumed, the bio stays on the original device instead, on the direct
+ * path: the destination's table would only pass it back.  So does a read
+ * with reads_direct.
+ */
+static void interpose_redirect(struct blk_interposer *bi, struct bio *bio)
+{
+	struct interposer *ip = container_of(bi, struct interposer, bi);
+	struct interpose_c *owner = READ_ONCE(ip->owner);
+	struct block_device *dest = READ_ONCE(ip->dest);
+	struct block_device *part = bio->bi_bdev;
+
+	this_cpu_inc(*ip->redirected);
+	/*
+	 * attach: the destination's table would pass the bio back here;
+	 * reads_direct: the stack would pass a read down unchanged.
+	 */
+	if ((owner->mode == IC_ATTACH ||
+	     (owner->reads_direct && bio_op(bio) == REQ_OP_READ)) &&
+	    interpose_direct(owner, bio, GFP_NOWAIT | __GFP_NOWARN))
+		return;
+	if (part != ip->orig && bio_sectors(bio))
+		bio->bi_iter.bi_sector += part->bd_start_sect;
+	bio_set_dev(bio, dest);
+	if ((bio->bi_opf & REQ_NOWAIT) && !bdev_nowait(dest))
+		bio->bi_opf &= ~REQ_NOWAIT;
+}
+
+static const struct blk_interposer_ops interpose_bi_ops = {
+	.redirect = interpose_redirect,
+	.mark_dead = interpose_mark_dead,
+};
+
+/**
+ * interpose_self_redirect - the direct path of a stack's lower device
+ * @bi: the interposer on the device of the table that holds the redirect
+ * @bio: a bio submitted to that device, by the stack on it
+ *
+ * The table passes every bio on to the original device: send the bio
+ * there without a pass through DM.  @bi is attached only while the
+ * device's direct path is live (interpose_direct_start() and _stop()), so
+ * the bio is not refused; it may wait for the mempool.
+ */
+static void interpose_self_redirect(struct blk_interposer *bi, struct bio *bio)
+{
+	struct interposer *ip = container_of(bi, struct interposer, self);
+	struct interpose_c *ic = ip->owner;
+
+	WARN_ON_ONCE(!interpose_direct(ic, bio, GFP_NOIO));
+	bio_set_dev(bio, ic->orig);
+	bio_clear_polled(bio);
+	if ((bio->bi_opf & REQ_NOWAIT) && !bdev_nowait(ic->orig))
+		bio->bi_opf &= ~REQ_NOWAIT;
+}
+
+static const struct blk_interposer_ops interpose_self_ops = {
+	.redirect = interpose_self_redirect,
+};
+
+/**
+ * struct interpose_pb - per-bio data of a bio passed down to the original
+ * @start: first byte of the original device the bio changes
+ * @end: last byte it changes
+ * @work: drops the original's cached pages over [@start, @end], then
+ *	completes the bio
+ * @orig: the original device
+ * @check: the bio changes data without going through the original
+ *	device's page cache
+ */
+struct interpose_pb {
+	loff_t start;
+	loff_t end;
+	struct work_struct work;
+	struct block_device *orig;
+	bool check;
+};
 
 static void interpose_invalidate_fn(struct work_struct *work)
 {
@@ -965,12 +1159,13 @@ static int interpose_map(struct dm_target *ti, struct bio *bio)
 /*
  * The feature arguments, in dm-flakey's shape: one block per feature.
  * <#feature args> [attach | attach_to <dev>] [diskseq <N>] [freeze]
+ *	[no_direct] [reads_direct]
  */
 static int interpose_parse_features(struct interpose_c *ic,
 				    struct dm_arg_set *as)
 {
 	static const struct dm_arg _args[] = {
-		{0, 5, "Invalid number of feature arguments"},
+		{0, 7, "Invalid number of feature arguments"},
 	};
 	struct dm_target *ti = ic->ti;
 	unsigned int argc = 0;
@@ -1062,6 +1257,32 @@ static int interpose_parse_features(struct interpose_c *ic,
 			continue;
 		}
 
+		/*
+		 * no_direct: every bio passes through this device's table,
+		 * none goes straight to the original device
+		 */
+		if (!strcasecmp(arg_name, "no_direct")) {
+			if (ic->no_direct) {
+				ti->error = "Duplicate no_direct argument";
+				return -EINVAL;
+			}
+			ic->no_direct = true;
+			continue;
+		}
+
+		/*
+		 * reads_direct: the stack passes reads down unchanged (linear,
+		 * era, snapshot-origin): reads go to the original straight
+		 */
+		if (!strcasecmp(arg_name, "reads_direct")) {
+			if (ic->reads_direct) {
+				ti->error = "Duplicate reads_direct argument";
+				return -EINVAL;
+			}
+			ic->reads_direct = true;
+			continue;
+		}
+
 		DMERR("unrecognised feature argument %s", arg_name);
 		ti->error = "Unrecognised feature argument";
 		return -EINVAL;
@@ -1127,6 +1348,73 @@ static int interpose_check_orig(struct interpose_c *ic)
 	return r;
 }
 
+static void interpose_direct_release(struct percpu_ref *ref)
+{
+	struct interpose_c *ic = container_of(ref, struct interpose_c,
+					      direct_ref);
+
+	complete_all(&ic->direct_drained);
+}
+
+/**
+ * interpose_direct_start - open the direct path of a resumed device
+ * @ic: the table
+ *
+ * From here on the bios this table would pass down go to the original
+ * device without DM: in attach mode those the redirect gives it
+ * (interpose_redirect()), with attach_to those the stack on this device
+ * submits to it (interpose_self_redirect(), attached here).  Without that
+ * interposer the stack's bios take the way through DM: nothing is lost.
+ */
+static void interpose_direct_start(struct interpose_c *ic)
+{
+	struct block_device *self = dm_disk(ic->md)->part0;
+	struct interposer *ip;
+	int r;
+
+	if (ic->no_direct || ic->direct_live)
+		return;
+	reinit_completion(&ic->direct_drained);
+	percpu_ref_reinit(&ic->direct_ref);
+	ic->direct_live = true;
+
+	mutex_lock(&interpose_mutex);
+	ip = ic_ip(ic);
+	if (ip && ic->mode == IC_ATTACH_TO && !ip->self_bdev) {
+		r = bdev_interposer_attach(self, &ip->self);
+		if (r)
+			DMWARN("%s: no direct path from the stack: %d",
+			       dm_device_name(ic->md), r);
+		else
+			ip->self_bdev = self;
+	}
+	mutex_unlock(&interpose_mutex);
+}
+
+/**
+ * interpose_direct_stop - close the direct path
+ * @ic: the table
+ *
+ * No bio takes the direct path of @ic after this returns; the bios that
+ * did are waited for with @ic->direct_drained.  In presuspend: the bios
+ * that arrive from here on pass through DM, which holds them as it
+ * suspends.
+ */
+static void interpose_direct_stop(struct interpose_c *ic)
+{
+	struct interposer *ip;
+
+	mutex_lock(&interpose_mutex);
+	ip = ic_ip(ic);
+	if (ip)
+		interposer_detach_self(ip);
+	mutex_unlock(&interpose_mutex);
+	if (ic->direct_live) {
+		ic->direct_live = false;
+		percpu_ref_kill(&ic->direct_ref);
+	}
+}
+
 /*
  * Construct an interpose mapping:
  * <orig_dev> [<#feature args> [attach | attach_to <dev>] [diskseq <N>]]
@@ -1168,6 +1456,11 @@ static int interpose_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		r = -EINVAL;
 		goto bad;
 	}
+	if (ic->reads_direct && (ic->mode != IC_ATTACH_TO || ic->no_direct)) {
+		ti->error = "reads_direct needs attach_to, and not no_direct";
+		r = -EINVAL;
+		goto bad;
+	}
 
 	/*
 	 * Non-exclusive: a mounted filesystem holds the exclusive claim.  And
@@ -1199,6 +1492,15 @@ static int interpose_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 		r = -ENOMEM;
 		goto bad;
 	}
+	/* Dead and drained: interpose_direct_start() makes it live. */
+	r = percpu_ref_init(&ic->direct_ref, interpose_direct_release,
+			    PERCPU_REF_INIT_DEAD, GFP_KERNEL);
+	if (r) {
+		ti->error = "Cannot allocate counters";
+		goto bad;
+	}
+	init_completion(&ic->direct_drained);
+	complete_all(&ic->direct_drained);
 
 	ti->per_io_data_size = sizeof(struct interpose_pb);
 	ti->num_flush_bios = 1;
@@ -1208,6 +1510,7 @@ static int interpose_ctr(struct dm_target *ti, unsigned int argc, char **argv)
 	return 0;
 
 bad:
+	free_percpu(ic->passed);
 	if (ic->orig)
 		interpose_bdev_close(&ic->orig_open);
 	kfree(ic);
@@ -1220,6 +1523,10 @@ static void interpose_dtr(struct dm_target *ti)
 	struct interpose_c *ic = ti->private;
 	struct interposer *ip;
 
+	/* DM suspended the device before: this stops nothing. */
+	interpose_direct_stop(ic);
+	wait_for_completion(&ic->direct_drained);
+	percpu_ref_exit(&ic->direct_ref);
 	/* Still the owner: the table was replaced by one of another type. */
 	mutex_lock(&interpose_mutex);
 	ip = ic_ip(ic);
@@ -1243,6 +1550,7 @@ static void interpose_presuspend(struct dm_target *ti)
 	struct interpose_c *ic = ti->private;
 	struct interposer *ip;
 
+	interpose_direct_stop(ic);
 	if (!ic->freeze || dm_noflush_suspending(ti))
 		return;
 	mutex_lock(&interpose_mutex);
@@ -1272,6 +1580,25 @@ static void interpose_presuspend_undo(struct dm_target *ti)
 	if (ip)
 		interposer_thaw_later(ip, interposer_take_suspend_freezes(ip));
 	mutex_unlock(&interpose_mutex);
+	wait_for_completion(&ic->direct_drained);
+	interpose_direct_start(ic);
+}
+
+/*
+ * A suspend returns once the bios on the direct path have completed, as DM
+ * waits for its own: whatever the next table does (a snapshot, another
+ * destination) sees none of them in flight.
+ */
+static void interpose_postsuspend(struct dm_target *ti)
+{
+	struct interpose_c *ic = ti->private;
+
+	wait_for_completion(&ic->direct_drained);
+}
+
+static void interpose_resume(struct dm_target *ti)
+{
+	interpose_direct_start(ti->private);
 }
 
 /*
@@ -1402,7 +1729,8 @@ static void interpose_status(struct dm_target *ti, status_type_t type,
 
 	case STATUSTYPE_TABLE:
 		nr = (ic->mode == IC_ATTACH) + 2 * (ic->mode == IC_ATTACH_TO) +
-		     2 * ic->has_diskseq + ic->freeze;
+		     2 * ic->has_diskseq + ic->freeze + ic->no_direct +
+		     ic->reads_direct;
 		DMEMIT("%s", ic->orig_dev.name);
 		if (nr)
 			DMEMIT(" %u", nr);
@@ -1415,6 +1743,10 @@ static void interpose_status(struct dm_target *ti, status_type_t type,
 			DMEMIT(" diskseq %llu", ic->diskseq);
 		if (ic->freeze)
 			DMEMIT(" freeze");
+		if (ic->no_direct)
+			DMEMIT(" no_direct");
+		if (ic->reads_direct)
+			DMEMIT(" reads_direct");
 		break;
 
 	case STATUSTYPE_IMA:
@@ -1423,8 +1755,9 @@ static void interpose_status(struct dm_target *ti, status_type_t type,
 		if (ic->mode == IC_ATTACH_TO)
 			DMEMIT(",attach_to=%u:%u", MAJOR(ic->dest_devt),
 			       MINOR(ic->dest_devt));
-		DMEMIT(",diskseq=%llu,freeze=%c;", ic->orig->bd_disk->diskseq,
-		       ic->freeze ? 'y' : 'n');
+		DMEMIT(",diskseq=%llu,freeze=%c,direct=%c,reads_direct=%c;",
+		       ic->orig->bd_disk->diskseq, ic->freeze ? 'y' : 'n',
+		       ic->no_direct ? 'n' : 'y', ic->reads_direct ? 'y' : 'n');
 		break;
 	}
 }
@@ -1457,7 +1790,9 @@ static struct target_type interpose_target = {
 	.end_io = interpose_end_io,
 	.presuspend = interpose_presuspend,
 	.presuspend_undo = interpose_presuspend_undo,
+	.postsuspend = interpose_postsuspend,
 	.preresume = interpose_preresume,
+	.resume = interpose_resume,
 	.status = interpose_status,
 	.prepare_ioctl = interpose_prepare_ioctl,
 	.iterate_devices = interpose_iterate_devices,
@@ -1477,11 +1812,25 @@ static int __init dm_interpose_init(void)
 		r = -ENOMEM;
 		goto bad_wq;
 	}
+	interpose_dio_cache = KMEM_CACHE(interpose_dio, 0);
+	if (!interpose_dio_cache) {
+		r = -ENOMEM;
+		goto bad_cache_wq;
+	}
+	r = mempool_init_slab_pool(&interpose_dio_pool, BIO_POOL_SIZE,
+				   interpose_dio_cache);
+	if (r)
+		goto bad_dio_cache;
+	interposer_compat_set_own_end_io(interpose_dio_end_io);
 	r = dm_register_target(&interpose_target);
 	if (r)
-		goto bad_cache_wq;
+		goto bad_dio_pool;
 	return 0;
 
+bad_dio_pool:
+	mempool_exit(&interpose_dio_pool);
+bad_dio_cache:
+	kmem_cache_destroy(interpose_dio_cache);
 bad_cache_wq:
 	destroy_workqueue(interpose_cache_wq);
 bad_wq:
@@ -1497,6 +1846,8 @@ static void __exit dm_interpose_exit(void)
 	destroy_workqueue(interpose_cache_wq);
 	destroy_workqueue(interpose_wq);
 	rcu_barrier();
+	mempool_exit(&interpose_dio_pool);
+	kmem_cache_destroy(interpose_dio_cache);
 }
 
 module_init(dm_interpose_init);

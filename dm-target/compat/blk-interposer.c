@@ -54,6 +54,8 @@
 
 /* bio_set_interposed() points bi_private here. */
 const char interposer_compat_own;
+/* The completion an interposer gives the bios it passes on uncloned. */
+bio_end_io_t *interposer_compat_own_end_io __read_mostly;
 
 static DEFINE_HASHTABLE(hook_hash, HOOK_HASH_BITS);
 static DEFINE_MUTEX(hook_mutex);

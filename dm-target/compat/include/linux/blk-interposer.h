@@ -14,8 +14,9 @@
  * Two needs of this implementation have no counterpart in the block layer;
  * the target calls them through interpose-compat.h, where in tree they are
  * empty: interposer_compat_get() before the filesystem is frozen (it may
- * patch kernel text), interposer_compat_put() after a detach, and
- * interposer_compat_exit() at module unload.
+ * patch kernel text), interposer_compat_put() after a detach,
+ * interposer_compat_exit() at module unload, and
+ * interposer_compat_set_own_end_io() at module load.
  */
 #ifndef DM_INTERPOSE_COMPAT_BLK_INTERPOSER_H
 #define DM_INTERPOSE_COMPAT_BLK_INTERPOSER_H
@@ -80,9 +81,22 @@ static inline void bio_set_interposed(struct bio *bio)
 	bio->bi_private = (void *)&interposer_compat_own;
 }
 
+/*
+ * A bio whose completion the interposer has taken over, to send it past
+ * itself without a clone, keeps its bi_private for that: the interposer
+ * marks it with the completion function it registered instead.
+ */
+extern bio_end_io_t *interposer_compat_own_end_io;
+
+static inline void interposer_compat_set_own_end_io(bio_end_io_t *end_io)
+{
+	WRITE_ONCE(interposer_compat_own_end_io, end_io);
+}
+
 static inline bool interposer_compat_is_own(struct bio *bio)
 {
-	return bio->bi_private == &interposer_compat_own;
+	return bio->bi_private == &interposer_compat_own ||
+	       bio->bi_end_io == READ_ONCE(interposer_compat_own_end_io);
 }
 #else /* !DM_INTERPOSE_KPROBE: no way to hook bios, every attach refused */
 #define INTERPOSE_HOOK_NAME "none"
@@ -117,6 +131,10 @@ static inline void interposer_compat_exit(void)
 }
 
 static inline void bio_set_interposed(struct bio *bio)
+{
+}
+
+static inline void interposer_compat_set_own_end_io(bio_end_io_t *end_io)
 {
 }
 #endif /* DM_INTERPOSE_KPROBE */
