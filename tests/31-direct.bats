@@ -166,6 +166,30 @@ held_write() {
 	check_data "$dev" 3 4 r
 }
 
+@test "dmsetup --interpose: reads_direct for an era stack, off after a reload to delay" {
+	local dev=${DMI_PDISK}1 sz meta
+	sz=$(sectors "$dev")
+	meta=$(new_loop 32)
+	dmsetup create era --interpose --table "0 $sz era $meta [interpose]$dev 128"
+	[[ $(dmsetup table era-interposer) == *" attach_to "*" reads_direct" ]]
+	put_data "$dev" 1 2 e
+	check_data "$dev" 1 2 e
+	# A delay target holds reads back: reads go through it from now on.
+	dmsetup reload era --interpose --table "0 $sz delay [interpose]$dev 0 0"
+	dmsetup resume era
+	[[ $(dmsetup table era-interposer) != *reads_direct* ]]
+	[[ $(dmsetup table era-interposer) == *" attach_to "* ]]
+	check_data "$dev" 1 2 e
+	dmsetup remove era
+	# A linear stack at another offset does not pass reads down unchanged.
+	dmsetup create lin --interpose --table "0 $((sz - 8)) linear [interpose]$dev 8" 2>/dev/null &&
+		die "a table shorter than the device was accepted"
+	dmsetup create snap --interpose --table "0 $sz snapshot-origin [interpose]$dev"
+	[[ $(dmsetup table snap-interposer) == *reads_direct* ]]
+	dmsetup remove snap
+	check_data "$dev" 1 2 e
+}
+
 @test "detach and hand-over racing the direct path lose no bio: fio verify, 20 cycles" {
 	local dev=${DMI_PDISK}1 sz n load i t=$BATS_TEST_TMPDIR
 	sz=$(sectors "$dev")

@@ -87,6 +87,9 @@ flow() {
 	sync
 	r1=$(status_field "$VG-data-real" 5)
 	((r1 > r0)) || die "no bio of $dev went through $VG/data ($r0 -> $r1)"
+	# Under a snapshot-origin the origin's reads skip the stack.
+	dmsetup table "$VG-data-real" | grep -q " attach_to .* reads_direct" ||
+		die "$VG-data-real has no reads_direct: $(dmsetup table "$VG-data-real")"
 
 	snap_holds "$fs" snap1 "a b" "c d"
 	snap_holds "$fs" snap2 "a b c" "d"
