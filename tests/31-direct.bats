@@ -211,16 +211,14 @@ held_write() {
 	load=$!
 	for ((i = 1; i <= n; i++)); do
 		kill -0 "$load" || break
-		# attach mode: attach, detach
-		int_reload low "$dev" attach
-		int_reload low "$dev"
 		# an attach_to stack: attach, detach
 		dmt create up --table "0 $sz linear /dev/mapper/low 0"
 		int_reload low "$dev" attach_to /dev/mapper/up
 		int_reload low "$dev"
 		dmt remove up
-		# LVM's hand-over: low holds the redirect in attach mode; real
-		# takes it over with low stacked on it, then low takes it back.
+		# Attach mode, and LVM's hand-over: low holds the redirect in
+		# attach mode; real takes it over with low stacked on it, low
+		# takes it back; then low detaches.
 		int_reload low "$dev" attach
 		dmt suspend low
 		dmt reload low --table "0 $sz linear /dev/mapper/real 0"
