@@ -358,15 +358,15 @@ check_ranges() {
 	lower_create low "$dev" attach
 	head -c 32M /dev/urandom >"$data"
 	dd if="$data" of="$dev" bs=1M oflag=direct status=none
-	r0=$(redirected low) d0=$(dm_stat low 12) s0=$(took_stat low 14)
+	r0=$(redirected low) d0=$(took_stat low 12) s0=$(took_stat low 14)
 	blkdiscard -o 4M -l 8M "$dev"     # discard (unmap)
 	blkdiscard -z -o 16M -l 4M "$dev" # write-zeroes (BLKZEROOUT)
 	fallocate -p -o 22M -l 2M "$dev"  # punch hole: write-zeroes, unmap allowed
 	fallocate -z -o 26M -l 2M "$dev"  # zero range: write-zeroes, no unmap
 	grew low "$r0" 4 "discard, write-zeroes, punch-hole, zero-range"
-	# The discard entered the DM device as a discard, all of it.
-	(($(dm_stat low 12) > d0 && $(dm_stat low 14) - s0 >= 8 * 2048)) ||
-		die "discard not accounted on the DM device: ios $d0 -> $(dm_stat low 12), sectors $s0 -> $(dm_stat low 14)"
+	# The discard was taken as a discard, all of it.
+	(($(took_stat low 12) > d0 && $(took_stat low 14) - s0 >= 8 * 2048)) ||
+		die "discard not accounted: ios $d0 -> $(took_stat low 12), sectors $s0 -> $(took_stat low 14)"
 	check_ranges "$dev" "$data" iflag=direct
 	# ext4 mounted with -o discard: freed extents are discarded at commit.
 	mkfs.ext4 -q -F "$fdev"
