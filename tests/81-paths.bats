@@ -376,22 +376,22 @@ check_ranges() {
 	write_files "$mnt" f 16 256
 	sync
 	lower_create lowf "$fdev" attach
-	rf=$(redirected lowf) d0=$(dm_stat lowf 12) s0=$(dm_stat lowf 14)
+	rf=$(redirected lowf) d0=$(took_stat lowf 12) s0=$(took_stat lowf 14)
 	rm "$mnt"/f.[0-7]
 	sync
 	# Issued by the journal commit; give its callback a moment.
 	for _ in {1..50}; do
-		(($(dm_stat lowf 14) - s0 >= 8 * 512)) && break
+		(($(took_stat lowf 14) - s0 >= 8 * 512)) && break
 		sleep 0.2
 	done
-	(($(dm_stat lowf 12) > d0 && $(dm_stat lowf 14) - s0 >= 8 * 512)) ||
-		die "online discard not through the DM device: ios $d0 -> $(dm_stat lowf 12), sectors $s0 -> $(dm_stat lowf 14)"
+	(($(took_stat lowf 12) > d0 && $(took_stat lowf 14) - s0 >= 8 * 512)) ||
+		die "online discard not taken: ios $d0 -> $(took_stat lowf 12), sectors $s0 -> $(took_stat lowf 14)"
 	grew lowf "$rf" 1 "online discard"
 	# fstrim: the free space (most of the 512 MiB partition).
-	rf=$(redirected lowf) s0=$(dm_stat lowf 14)
+	rf=$(redirected lowf) s0=$(took_stat lowf 14)
 	fstrim "$mnt"
-	(($(dm_stat lowf 14) - s0 >= 256 * 2048)) ||
-		die "fstrim not through the DM device: sectors $s0 -> $(dm_stat lowf 14)"
+	(($(took_stat lowf 14) - s0 >= 256 * 2048)) ||
+		die "fstrim not taken: sectors $s0 -> $(took_stat lowf 14)"
 	grew lowf "$rf" 1 "fstrim"
 	sed -i '/f\.[0-7]$/d' "$BATS_TEST_TMPDIR/f.sums"
 	drop_caches
