@@ -855,6 +855,30 @@ static void interposer_set_owner(struct interposer *ip, struct interpose_c *ic)
 }
 
 /*
+ * Point @bio at @bdev, as a stacking driver does; a device that cannot take
+ * REQ_NOWAIT bios gets the bio without the flag.
+ */
+static void interpose_set_dev(struct bio *bio, struct block_device *bdev)
+{
+	bio_set_dev(bio, bdev);
+	if ((bio->bi_opf & REQ_NOWAIT) && !bdev_nowait(bdev))
+		bio->bi_opf &= ~REQ_NOWAIT;
+}
+
+/*
+ * Does @bdev's page cache hold a page over [@start, @end] (bytes)?  Called
+ * at the completion of a write that went around it; cheap when it is empty.
+ */
+static bool interpose_cache_has_range(struct block_device *bdev, loff_t start,
+				      loff_t end)
+{
+	struct address_space *mapping = interpose_bdev_mapping(bdev);
+
+	return READ_ONCE(mapping->nrpages) &&
+	       filemap_range_has_page(mapping, start, end);
+}
+
+/*
  * Does @bio change data of the original device behind its page cache?  The
  * original's own writeback (its pages) does not; anything else does: the
  * writes of a filesystem's files, of a device stacked on the original, of
@@ -944,10 +968,9 @@ static void interpose_dio_invalidate_fn(struct work_struct *work)
 static void interpose_dio_end_io(struct bio *bio)
 {
 	struct interpose_dio *dio = bio->bi_private;
-	struct address_space *mapping = interpose_bdev_mapping(dio->ic->orig);
 
-	if (dio->check && READ_ONCE(mapping->nrpages) &&
-	    filemap_range_has_page(mapping, dio->start, dio->end)) {
+	if (dio->check &&
+	    interpose_cache_has_range(dio->ic->orig, dio->start, dio->end)) {
 		INIT_WORK(&dio->work, interpose_dio_invalidate_fn);
 		queue_work(interpose_cache_wq, &dio->work);
 		return;
@@ -1031,9 +1054,7 @@ static void interpose_redirect(struct blk_interposer *bi, struct bio *bio)
 		return;
 	if (part != ip->orig && bio_sectors(bio))
 		bio->bi_iter.bi_sector += part->bd_start_sect;
-	bio_set_dev(bio, dest);
-	if ((bio->bi_opf & REQ_NOWAIT) && !bdev_nowait(dest))
-		bio->bi_opf &= ~REQ_NOWAIT;
+	interpose_set_dev(bio, dest);
 }
 
 static const struct blk_interposer_ops interpose_bi_ops = {
@@ -1057,10 +1078,8 @@ static void interpose_self_redirect(struct blk_interposer *bi, struct bio *bio)
 	struct interpose_c *ic = ip->owner;
 
 	WARN_ON_ONCE(!interpose_direct(ic, bio, GFP_NOIO));
-	bio_set_dev(bio, ic->orig);
+	interpose_set_dev(bio, ic->orig);
 	bio_clear_polled(bio);
-	if ((bio->bi_opf & REQ_NOWAIT) && !bdev_nowait(ic->orig))
-		bio->bi_opf &= ~REQ_NOWAIT;
 }
 
 static const struct blk_interposer_ops interpose_self_ops = {
@@ -1117,13 +1136,11 @@ static int interpose_end_io(struct dm_target *ti, struct bio *bio,
 {
 	struct interpose_c *ic = ti->private;
 	struct interpose_pb *pb = dm_per_bio_data(bio, sizeof(*pb));
-	struct address_space *mapping = interpose_bdev_mapping(ic->orig);
 
 	if (!pb->check)
 		return DM_ENDIO_DONE;
 	pb->check = false;
-	if (!READ_ONCE(mapping->nrpages) ||
-	    !filemap_range_has_page(mapping, pb->start, pb->end))
+	if (!interpose_cache_has_range(ic->orig, pb->start, pb->end))
 		return DM_ENDIO_DONE;
 	pb->orig = ic->orig;
 	INIT_WORK(&pb->work, interpose_invalidate_fn);
@@ -1146,12 +1163,10 @@ static int interpose_map(struct dm_target *ti, struct bio *bio)
 		pb->start = (loff_t)bio->bi_iter.bi_sector << SECTOR_SHIFT;
 		pb->end = pb->start + bio->bi_iter.bi_size - 1;
 	}
-	bio_set_dev(bio, ic->orig);
+	interpose_set_dev(bio, ic->orig);
 	bio_set_interposed(bio);
 	/* Completions of the original's poll queues would go unnoticed. */
 	bio_clear_polled(bio);
-	if ((bio->bi_opf & REQ_NOWAIT) && !bdev_nowait(ic->orig))
-		bio->bi_opf &= ~REQ_NOWAIT;
 	this_cpu_inc(*ic->passed);
 	return DM_MAPIO_REMAPPED;
 }

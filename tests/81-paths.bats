@@ -122,8 +122,9 @@ dm_stat() {
 # mode, see "The direct path" in dm-interpose.rst) the bios stay on the
 # original device, which counts them (grew shows they were redirected).
 took_stat() {
-	local f=$2
-	if [[ $(dmsetup table "$1") == *" attach"* && $(dmsetup table "$1") != *no_direct* ]]; then
+	local f=$2 table
+	table=$(dmsetup table "$1")
+	if [[ $table == *" attach"* && $table != *no_direct* ]]; then
 		awk -v f="$f" '{ print $f }' "/sys/dev/block/$(status_field "$1" 1)/stat"
 	else
 		dm_stat "$1" "$f"
