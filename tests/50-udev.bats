@@ -281,3 +281,64 @@ gpt_loop() {
 	# By hand: same answer, non-zero exit.
 	fails dm-interpose-activate "$part"
 }
+
+@test "top= puts a snapshot-origin over the era device; --deactivate takes the stack down unless mounted; bad top= lines are refused" {
+	local uuid=7d2e4f60-1a3b-4c5d-8e9f-0a1b2c3d4e5f f meta loop part mnt
+	f=$(gpt_loop 64 "$uuid")
+	meta=$(new_loop 16)
+	mkdir -p /etc/dm-interpose
+	cat >/etc/dm-interpose/top1.conf <<-CONF
+		device=PARTUUID=${uuid^^}
+		upper=era $meta @lower 128
+		top=snapshot-origin @upper
+	CONF
+	printf 'device=PARTUUID=%s\ntop=snapshot-origin @upper\n' "$uuid" >/etc/dm-interpose/notop1.conf
+	printf 'device=PARTUUID=%s\nupper=linear @lower 0\ntop=snapshot-origin /dev/null\n' "$uuid" \
+		>/etc/dm-interpose/notop2.conf
+	dmesg_mark
+	loop=$(losetup -f --show -P "$f")
+	settle
+	part=${loop}p1
+	[[ $(status_field top1-interposer 1) == "$(devno "$part")" ]]
+	[[ $(status_field top1-interposer 3) == attached ]]
+	[[ $(status_field top1-interposer 4) == "$(devno /dev/mapper/top1-top)" ]]
+	[[ $(dmsetup table top1 | awk '{ print $3 }') == era ]]
+	[[ $(dmsetup table top1-top | awk '{ print $3 }') == snapshot-origin ]]
+	for n in notop1 notop2; do fails dmsetup info "$n"; done
+	dmesg_since | grep -F "notop1.conf: top= needs upper="
+	dmesg_since | grep -F "notop2.conf: top= must use the upper device as @upper"
+	rm /etc/dm-interpose/notop*.conf
+	# A snapshot of the era device, as Documentation/backup.rst takes it.
+	mkfs.ext4 -q -F "$part"
+	mnt=$DMI_MNT/top1
+	mkdir -p "$mnt"
+	mount "$part" "$mnt"
+	write_files "$mnt" f 4 64
+	sync
+	dmsetup suspend top1-top
+	dmsetup create top1-snap --table "0 $(sectors "$part") snapshot /dev/mapper/top1 $(new_loop 32) N 128"
+	dmsetup resume top1-top
+	write_files "$mnt" g 4 64
+	sync
+	# The snapshot has the files of its time, not the later ones.
+	mkdir -p "$mnt-snap"
+	mount -o ro,noload /dev/mapper/top1-snap "$mnt-snap"
+	verify_files "$mnt-snap" f
+	[[ ! -e $mnt-snap/g.0 ]]
+	umount "$mnt-snap"
+	dmsetup remove top1-snap
+	# Mounted: left attached, and the log says so.
+	dmesg_mark
+	dm-interpose-activate --deactivate
+	[[ $(status_field top1-interposer 3) == attached ]]
+	dmesg_since | grep -F "top1: left attached: a filesystem on its original device $(devno "$part") is still mounted"
+	umount "$mnt"
+	dm-interpose-activate --deactivate
+	for n in top1 top1-top top1-interposer; do fails dmsetup info "$n"; done
+	dmesg_since | grep -F "top1: detached from $(devno "$part") and removed"
+	fsck_clean "$part" ext4
+	mount "$part" "$mnt"
+	verify_files "$mnt" f
+	verify_files "$mnt" g
+	umount "$mnt"
+}
