@@ -22,8 +22,11 @@
 #   make check-kernels  the other kernels of the matrix (scripts/pins.sh:
 #                  Debian's 6.1 and 7.3): module, dkms build, kernel-facing
 #                  suites in guests booting each
+#   make check-boot  boots with systemd as PID 1 over persistent disks:
+#                  fstab, a configured era stack, clean and forced reboots
 #   make module KVER=<release>  the module for one kernel of the matrix
 #   make demo      a mounted ext4 under load gets an era + snapshot stack live
+#   make demo-backup  an incremental backup from era (Documentation/backup.rst)
 #   make kernel-bench  the same kernel without the debug set, for make bench
 #   make bench     fio side by side: raw, linear, attach, attach_to, other device;
 #                  attach/detach latency (build/bench/results.tsv, ratios.png);
@@ -38,7 +41,7 @@
 VM_OPTS    ?= --mem 3072 --timeout 3600
 SUITES     ?=
 
-.PHONY: all setup module fstests lvm lvm-check check check-kernels torture kernel kernel-bench check-series check-native demo bench lint clean install uninstall check-install
+.PHONY: all setup module fstests lvm lvm-check check check-kernels check-boot torture kernel kernel-bench check-series check-native demo demo-backup bench lint clean install uninstall check-install
 
 all: module
 
@@ -151,6 +154,11 @@ check-native: lint kernel lvm
 check-kernels: lint lvm
 	VM_RUN_OPTS="$(VM_OPTS)" scripts/check-kernels
 
+# Boots with systemd as PID 1 (tests/boot/*.bats, on the host; each test
+# boots its guest several times over the same disks).
+check-boot: lvm
+	scripts/check-boot
+
 install: module
 	scripts/install --destdir "$(DESTDIR)" module udev tools man dkms
 
@@ -162,6 +170,10 @@ check-install: module
 
 demo: module
 	scripts/vm-run --disk 1G --timeout 1200 -- scripts/demo
+
+# The incremental backup of Documentation/backup.rst, with progress.
+demo-backup: module
+	scripts/vm-run --disk 1G --disk 1G --timeout 1200 -- scripts/demo-backup
 
 bench: module
 	scripts/bench
