@@ -32,6 +32,7 @@
 #                  attach/detach latency (build/bench/results.tsv, ratios.png);
 #                  on the stock kernel and, once make kernel-bench has built
 #                  it, on the patched one (configs *_native)
+#   make bench-profile  instructions per I/O by kernel symbol, against raw
 #   make install   the module, udev rules and helpers, activation tool, man
 #                  pages (DESTDIR=... for a staging tree); make uninstall
 #   make check-install  install/uninstall into a scratch DESTDIR, dkms build
@@ -41,7 +42,7 @@
 VM_OPTS    ?= --mem 3072 --timeout 3600
 SUITES     ?=
 
-.PHONY: all setup module fstests lvm lvm-check check check-kernels check-boot torture kernel kernel-bench check-series check-native demo demo-backup bench lint clean install uninstall check-install
+.PHONY: all setup module fstests lvm lvm-check check check-kernels check-boot torture kernel kernel-bench check-series check-native demo demo-backup bench bench-profile lint clean install uninstall check-install
 
 all: module
 
@@ -177,6 +178,11 @@ demo-backup: module
 
 bench: module
 	scripts/bench
+
+# Where an I/O's instructions go, per kernel symbol, against raw (perf in
+# the guest on the instruction clock): BENCH_PROFILE="idle_lv attach_to".
+bench-profile: module
+	scripts/bench-profile $(BENCH_PROFILE)
 
 lint: setup
 	scripts/lint
