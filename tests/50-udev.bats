@@ -33,16 +33,6 @@ teardown() {
 prop() { udevadm info --query=property --name="$1" | sed -n "s/^$2=//p"; }
 same_dev() { [[ $(readlink -f "$1") == "$(readlink -f "$2")" ]]; }
 
-# Block devices whose udev record carries ID_FS_UUID=$1.
-carriers() {
-	local d
-	for d in /sys/class/block/*; do
-		if udevadm info --query=property --path="$d" 2>/dev/null | grep -qx "ID_FS_UUID=$1"; then
-			basename "$d"
-		fi
-	done
-}
-
 # An interposed stack on ORIG: NAME-low (UUID INTERPOSE-NAME) under a linear
 # NAME, attached: stack_create NAME ORIG
 stack_create() {

@@ -18,6 +18,9 @@ else
 	DMI_HOOK=kprobe
 fi
 DMI_MNT=/mnt/dmi
+# devno, carriers
+# shellcheck source=tests/devices.bash
+source "$DMI_TOP/tests/devices.bash"
 
 # The test helper module NAME (tests/helpers/NAME) built for the running
 # kernel: dmi_helper NAME prints its path (vm-run's VM_HELPERS).
@@ -78,7 +81,6 @@ settle() {
 }
 
 sectors() { blockdev --getsz "$1"; }
-devno() { local d; d=$(realpath "$1"); printf '%d:%d\n' "0x$(stat -c %t "$d")" "0x$(stat -c %T "$d")"; }
 diskseq_of() { cat "/sys/class/block/$(basename "$(realpath "$1")")/../diskseq" 2>/dev/null ||
 	cat "/sys/class/block/$(basename "$(realpath "$1")")/diskseq"; }
 

@@ -22,17 +22,12 @@ system_running() {
 	echo "boot: $(systemd-analyze | head -1)"
 }
 
-devno() { local d; d=$(realpath "$1"); printf '%d:%d\n' "0x$(stat -c %t "$d")" "0x$(stat -c %T "$d")"; }
-
-# Block devices whose udev record carries ID_FS_UUID=$1.
-carriers() {
-	local d
-	for d in /sys/class/block/*; do
-		if udevadm info --query=property --path="$d" 2>/dev/null | grep -qx "ID_FS_UUID=$1"; then
-			basename "$d"
-		fi
-	done
-}
+# devno, carriers
+# shellcheck source=tests/devices.bash
+source "$TOP/tests/devices.bash"
+# era_blocks
+# shellcheck source=scripts/lib/era.bash
+source "$TOP/scripts/lib/era.bash"
 
 # The line number in the kernel log of the first line matching ERE $1.
 kmsg_line() {
@@ -55,12 +50,7 @@ era_written() {
 	xml=$(era_invalidate --metadata-snapshot --written-since "$since" "$meta") ||
 		{ dmsetup message "$name" 0 drop_metadata_snap; die "era_invalidate failed"; }
 	dmsetup message "$name" 0 drop_metadata_snap
-	# <block block="N"/> and <range begin="B" end = "E"/> (E excluded)
-	sed -n -E 's/.*<block block *= *"([0-9]+)".*/\1 \1/p; s/.*<range begin *= *"([0-9]+)" end *= *"([0-9]+)".*/\1 \2/p' <<<"$xml" |
-		while read -r b e; do
-			[[ $b == "$e" ]] && e=$((e + 1))
-			seq "$b" $((e - 1))
-		done
+	era_blocks <<<"$xml"
 }
 
 # write_files DIR PREFIX N: N files of 1 MiB of random data, then fsync
