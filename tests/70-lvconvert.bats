@@ -19,6 +19,9 @@ teardown() {
 	if [[ -n ${LOAD_PID:-} ]]; then stop_load; fi
 	vgchange -an "$VG" >/dev/null 2>&1 || true
 	vgremove -ff "$VG" >/dev/null 2>&1 || true
+	if [[ -n ${UDEV_INSTALLED:-} ]]; then
+		"$BATS_TEST_DIRNAME/../scripts/install" --uninstall udev >/dev/null || true
+	fi
 	dmi_cleanup
 }
 
@@ -61,10 +64,24 @@ snap_holds() {
 	fsck_clean "/dev/$VG/$snap" "$fs"
 }
 
+# lvm's boot record of LV on DEV (/etc/lvm/interposed/<lvid>), checked;
+# prints its path: boot_record LV DEV
+boot_record() {
+	local rec
+	rec=$(grep -l -x "lv=$1" /etc/lvm/interposed/* 2>/dev/null) || die "no boot record of $VG/$1"
+	grep -qx "vg=$VG" "$rec" && grep -qx "size=$(sectors "$2")" "$rec" &&
+		grep -qx "partition=$(cat "/sys/class/block/${2##*/}/partition" 2>/dev/null || echo 0)" "$rec" ||
+		die "boot record of $VG/$1: $(cat "$rec")"
+	echo "$rec"
+}
+
+# Is DEV held back from systemd by the udev rules (SYSTEMD_READY=0)?
+held() { udevadm info -q property "$1" | grep -qx SYSTEMD_READY=0; }
+
 # The whole flow on FS on DEV: convert under load, two snapshots,
 # deactivate/reactivate with the fs mounted, uninterpose.
 flow() {
-	local fs=$1 dev=$2 mnt r0 r1
+	local fs=$1 dev=$2 mnt r0 r1 rec
 	new_vg 1024
 	mnt=$(mkfs_mount "$dev" "$fs" data)
 	write_files "$mnt" a 8 256
@@ -72,6 +89,7 @@ flow() {
 
 	lvconvert --interpose "$dev" --name data "$VG"
 	attached_ok data "$dev"
+	boot_record data "$dev" >/dev/null
 	findmnt -n -o SOURCE "$mnt" | grep -qx "$dev" || die "the fs is no longer mounted on $dev"
 	lvs --noheadings -o devices "$VG/data" | grep -q "$dev"
 	lvdisplay "$VG/data" | grep -q "Interposed device *$dev"
@@ -111,7 +129,9 @@ flow() {
 	attached_ok data "$dev"
 	write_files "$mnt" f 4 256
 
+	rec=$(boot_record data "$dev")
 	lvconvert --uninterpose "$VG/data"
+	[[ ! -e $rec ]] || die "$rec left behind by lvconvert --uninterpose"
 	dmsetup info "$VG-data" >/dev/null 2>&1 && die "$VG/data still there"
 	lvs "$VG/data" >/dev/null 2>&1 && die "$VG/data still in the metadata"
 	write_files "$mnt" g 4 256
@@ -224,4 +244,55 @@ lvm_refused() {
 	verify_files "$mnt" a
 	umount "$mnt"
 	fsck_clean "$loop" ext4
+}
+
+@test "udev holds an inactive LV's device for its activation; an origin written while inactive is refused" {
+	local dev=${DMI_PDISK}1 mnt rec p
+	"$BATS_TEST_DIRNAME/../scripts/install" udev >/dev/null
+	UDEV_INSTALLED=1
+	new_vg 256
+	mnt=$(mkfs_mount "$dev" ext4 data)
+	write_files "$mnt" a 4 128
+	lvconvert --interpose "$dev" --name data "$VG"
+	rec=$(boot_record data "$dev")
+	udevadm trigger --action=add --settle "$dev"
+	! held "$dev" || die "$dev held while attached"
+	lvcreate -q -s -L 16M -n snap "$VG/data"
+	umount "$mnt"
+	vgchange -an "$VG"
+
+	# Inactive and unused: an "add" holds it, a "change" keeps the hold.
+	udevadm trigger --action=add --settle "$dev"
+	held "$dev" || die "$dev not held: $(udevadm info -q property "$dev")"
+	udevadm info -q property "$dev" | grep -qx "DM_INTERPOSE_LVM=$VG/data"
+	udevadm trigger --action=change --settle "$dev"
+	held "$dev" || die "$dev: hold lost on a change event"
+
+	# Nothing wrote to it: the origin activates, and that ends the hold.
+	vgchange -ay "$VG"
+	attached_ok data "$dev"
+	settle
+	! held "$dev" || die "$dev still held after the activation"
+
+	# Mounted and written while inactive: refused, until the snapshot goes.
+	vgchange -an "$VG"
+	mount "$dev" "$mnt"
+	write_files "$mnt" b 4 128
+	sync -f "$mnt"
+	lvm_refused "sectors were written to $dev while the LV was not active \(since its deactivation\)" \
+		vgchange -ay "$VG"
+	dmsetup info "$VG-data" >/dev/null 2>&1 && die "activated after writes that bypassed it"
+	# A mounted device is never held, not by a synthetic "add" either.
+	udevadm trigger --action=add --settle "$dev"
+	! held "$dev" || die "mounted $dev held"
+	lvremove -q -f "$VG/snap"
+	vgchange -ay "$VG"
+	attached_ok data "$dev"
+	write_files "$mnt" c 4 128
+
+	lvconvert --uninterpose "$VG/data"
+	[[ ! -e $rec ]] || die "$rec left behind"
+	for p in a b c; do verify_files "$mnt" "$p"; done
+	umount "$mnt"
+	fsck_clean "$dev" ext4
 }
