@@ -37,17 +37,25 @@ boot_disk() {
 # boot loads the tree's module (and the
 # steps install it); the later ones find the installed one, as a server
 # does.
+#
+# With BOOT_ROOT_FILE set, the guest boots from that disk root (vm-run
+# --root-file) instead of the overlay, and every boot loads the tree's
+# module (its /usr is the host's, read-only: nothing is installed there).
 boot() {
-	local end=$1 steps=$2 module=()
+	local end=$1 steps=$2 module=() root=(--scratch-file "$BOOT_DIR/root.img" --scratch 4G)
 	shift 2
 	BOOT_N=$((BOOT_N + 1))
 	BOOT_LOG=$BOOT_DIR/console-$BOOT_N.log
-	((BOOT_N == 1)) || module=(--no-module)
+	if [[ -n ${BOOT_ROOT_FILE:-} ]]; then
+		root=(--root-file "$BOOT_ROOT_FILE")
+	elif ((BOOT_N > 1)); then
+		module=(--no-module)
+	fi
 	echo "# boot $BOOT_N: $steps $* (then: $end)" >&3
 	# (bats runs tests without pipefail: vm-run's status must not be lost)
 	set -o pipefail
 	"$BOOT_TOP/scripts/vm-run" -q --init systemd --end "$end" "${module[@]}" \
-		--scratch-file "$BOOT_DIR/root.img" --scratch 4G "${BOOT_DISKS[@]}" \
+		"${root[@]}" "${BOOT_DISKS[@]}" \
 		--timeout 600 --log "$BOOT_LOG" --env "BOOT_DIR=$BOOT_DIR" \
 		-- bash "$BOOT_TOP/tests/boot/$steps" "$@" 2>&1 |
 		tee "$BOOT_DIR/boot-$BOOT_N.out" | { grep -E '^(boot|era|kernel log|backup):' | sed 's/^/#   /' >&3 || true; }
@@ -69,6 +77,20 @@ clean_shutdown() {
 	console_has 'All filesystems, swaps, loop devices, MD devices and DM devices detached'
 	console_lacks 'Could not detach DM|Not all DM devices detached|Failed to detach DM|Failed to finalize DM|blkdeactivate.*(failed|error)'
 	console_lacks 'Failed to unmount|Failed unmounting'
+}
+
+# The same for a disk root (vm-run --root-file): its /usr is the host's, over
+# 9p, which systemd-shutdown runs from and cannot unmount; / is remounted
+# read-only instead of unmounted. No other unmount may fail, no DM device be
+# left.
+clean_shutdown_root() {
+	local l
+	console_has "Remounting '/' read-only"
+	console_has 'systemd-shutdown.*All DM devices detached'
+	console_lacks 'Could not detach DM|Not all DM devices detached|Failed to detach DM|Failed to finalize DM|blkdeactivate.*(failed|error)'
+	if l=$(grep -aE 'Failed to (unmount|remount)|Failed unmounting' "$BOOT_LOG" | grep -v 'Failed to unmount /usr: '); then
+		die "boot $BOOT_N's console: $l"
+	fi
 }
 
 # teardown: a passed test's files go (the root and disk files are sparse,
