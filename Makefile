@@ -23,7 +23,9 @@
 #                  Debian's 6.1 and 7.3): module, dkms build, kernel-facing
 #                  suites in guests booting each
 #   make check-boot  boots with systemd as PID 1 over persistent disks:
-#                  fstab, a configured era stack, clean and forced reboots
+#                  fstab, a configured era stack, clean and forced reboots,
+#                  LVM autoactivation of an interposed LV with a late PV,
+#                  a snapshot of the live / of a disk root
 #   make module KVER=<release>  the module for one kernel of the matrix
 #   make demo      a mounted ext4 under load gets an era + snapshot stack live
 #   make demo-backup  an incremental backup from era (Documentation/backup.rst)

@@ -33,7 +33,7 @@ boot_disk() {
 # boot END STEPS ARGS...: one boot, ended as vm-run --end END says, running
 # "STEPS ARGS..." (a guest script of tests/boot) as vm-run.service; its
 # console log is $BOOT_LOG, its output $BOOT_DIR/boot-N.out (and on fd 3, the
-# lines of figures: "boot:", "era:", "kernel log:", "backup:"). The first
+# lines of figures: "boot:", "era:", "kernel log:", "backup:", "race:", "root:"). The first
 # boot loads the tree's module (and the
 # steps install it); the later ones find the installed one, as a server
 # does.
@@ -58,7 +58,7 @@ boot() {
 		"${root[@]}" "${BOOT_DISKS[@]}" \
 		--timeout 600 --log "$BOOT_LOG" --env "BOOT_DIR=$BOOT_DIR" \
 		-- bash "$BOOT_TOP/tests/boot/$steps" "$@" 2>&1 |
-		tee "$BOOT_DIR/boot-$BOOT_N.out" | { grep -E '^(boot|era|kernel log|backup):' | sed 's/^/#   /' >&3 || true; }
+		tee "$BOOT_DIR/boot-$BOOT_N.out" | { grep -E '^(boot|era|kernel log|backup|race|root):' | sed 's/^/#   /' >&3 || true; }
 }
 
 # The console log of the last boot has (no_console: has not) a line
