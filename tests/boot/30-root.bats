@@ -23,3 +23,18 @@ teardown() { boot_teardown; }
 	clean_shutdown_root
 	e2fsck -fn "$BOOT_ROOT_FILE" >/dev/null || die "the root image does not fsck clean after the shutdown"
 }
+
+@test "vm-run --root-file refuses what it cannot boot, before booting" {
+	local img=$BATS_TEST_TMPDIR/root.img out
+	truncate -s 64M "$img"
+	run "$BOOT_TOP/scripts/vm-run" -q --root-file "$img" -- true
+	((status == 125)) && [[ $output == *"--root-file is for --init systemd"* ]] || die "harness init: $status $output"
+	run "$BOOT_TOP/scripts/vm-run" -q --init systemd --root-file "$img" --scratch-file "$img" -- true
+	((status == 125)) && [[ $output == *"one root or the other"* ]] || die "with --scratch-file: $status $output"
+	run "$BOOT_TOP/scripts/vm-run" -q --init systemd --root-file "$img" --kernel native -- true
+	((status == 125)) && [[ $output == *"stock kernel only"* ]] || die "native kernel: $status $output"
+	out=$BATS_TEST_TMPDIR/a,b.img
+	run "$BOOT_TOP/scripts/vm-run" -q --init systemd --root-file "$out" -- true
+	((status == 125)) && [[ $output == *"--root-file: no commas or whitespace"* ]] || die "comma: $status $output"
+	[[ ! -e $out ]] || die "an image was made for a refused path"
+}
