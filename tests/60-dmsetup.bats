@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# dmsetup --interpose (lvm-patches 0002, 0003): interposed stacks built and
+# dmsetup --interpose (lvm-patches 0002, 0003, 0011): interposed stacks built and
 # taken down with one command each on a mounted filesystem under write load,
 # the pass-through form, live reloads, info and ls --tree, and every failure
 # point of create and remove (each DM ioctl made to fail in turn) cleaned up.
