@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# What both PID 1s of a scripts/vm-run guest share (scripts/guest-init, and
-# scripts/guest-systemd under systemd): the virtio ports, the launch of the
+# What both PID 1s of a scripts/vm-run guest share (scripts/guest/init, and
+# scripts/guest/systemd under systemd): the virtio ports, the launch of the
 # command, and its result in the per-run share. Sourced; expects SHARE (the
 # per-run share's mount point) and the variables of $SHARE/config.
 
