@@ -1,5 +1,5 @@
 #!/usr/bin/env bats
-# lvconvert --interpose (lvm-patches 0004-0010, 0012, 0013): a mounted filesystem under a
+# lvconvert --interpose (lvm-patches 0004-0010, 0012-0014): a mounted filesystem under a
 # steady write load is taken over by an interposed LV, snapshotted twice,
 # its VG deactivated and reactivated under it, and given back; each
 # snapshot holds exactly the data of its time. Every refusal of the
