@@ -8,9 +8,10 @@
  * an interposer the probe's handler replaces the call with
  * interposer_compat_submit(), which lets the interposer point the bio at
  * its destination and submits it again.  The probe is registered only while
- * at least one interposer may exist; a device without an interposer then
- * pays one hash lookup per bio (a partition two, while a whole disk is
- * interposed).
+ * at least one interposer may exist, and armed only while one of them is
+ * not idle; a device without an interposer then pays one hash lookup per
+ * bio (a partition two, while a whole disk is interposed), and nothing at
+ * all while every interposer is idle.
  *
  * Why a kprobe and not an ftrace callback with FTRACE_OPS_FL_IPMODIFY: ftrace
  * allows one IPMODIFY callback per function, and other products (backup
@@ -29,8 +30,8 @@
  * devices are told.  The target opens the original device non-exclusively,
  * so the block layer would tell it nothing else.
  *
- * Locking: hook_mutex serialises changes of the lookup table and the
- * (un)registration of the probes.  The lookup runs in the kprobe handler
+ * Locking: hook_mutex serialises changes of the lookup table, of the idle
+ * flags and the (un)registration and arming of the probes.  The lookup runs in the kprobe handler
  * (preemption disabled: an RCU read side; the owner frees an interposer
  * after an RCU grace period) and in interposer_compat_submit(), inside
  * interposer_srcu, which bdev_interposer_detach() and
@@ -60,6 +61,8 @@ bio_end_io_t *interposer_compat_own_end_io __read_mostly;
 static DEFINE_HASHTABLE(hook_hash, HOOK_HASH_BITS);
 static DEFINE_MUTEX(hook_mutex);
 static unsigned int hook_users;
+/* Interposers attached and idle: the probe is disarmed when all are. */
+static unsigned int hook_idle;
 static bool hook_registered;
 /* Whole disks with an interposer: their partitions' bios go to it too. */
 static unsigned int hook_whole_disks;
@@ -127,7 +130,8 @@ static __always_inline struct blk_interposer *hook_lookup_bio(struct bio *bio)
  */
 static inline bool hook_wanted(struct blk_interposer *bi, struct bio *bio)
 {
-	if (interposer_compat_is_own(bio) || bio_flagged(bio, BIO_REMAPPED))
+	if (interposer_compat_is_own(bio) || bio_flagged(bio, BIO_REMAPPED) ||
+	    READ_ONCE(bi->idle))
 		return false;
 	return bio->bi_bdev == bi->bdev ||
 	       bio_end_sector(bio) <= bdev_nr_sectors(bio->bi_bdev);
@@ -215,10 +219,116 @@ static struct kretprobe hook_watch_dead = {
 	.maxactive = 16,
 };
 
+/*
+ * The end of an exclusive claim, for idle interposers: the block layer's
+ * bdev_interposer_claim_ended().  A close of an exclusive open ends its
+ * claim: bdev_fput() or bdev_release() (blkdev_put() before 6.9).  At its
+ * entry the disk is noted when an interposer is idle and the open was
+ * exclusive (its file holds the holder, or the mark of a claim yielded
+ * already); at its return the idle interposers on that disk are marked
+ * stale, and a work drops their clean pages.  It is a work because a
+ * return probe must not sleep: the pages go moments after the close, not
+ * before it returns, as they would in the block layer.
+ */
+static void hook_stale_fn(struct work_struct *work);
+static DECLARE_WORK(hook_stale_work, hook_stale_fn);
+
+static int hook_close_entry(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	struct block_device *bdev;
+
+	if (!READ_ONCE(hook_idle))
+		return 1;
+#ifndef INTERPOSE_OLD_BDEV_OPEN
+	{
+		struct file *file = (struct file *)regs_get_kernel_argument(regs, 0);
+
+		if (!file->private_data)
+			return 1;
+		bdev = file_bdev(file);
+	}
+#else
+	if (!(regs_get_kernel_argument(regs, 1) & FMODE_EXCL))
+		return 1;
+	bdev = (struct block_device *)regs_get_kernel_argument(regs, 0);
+#endif
+	*(struct gendisk **)ri->data = bdev->bd_disk;
+	return 0;
+}
+
+/* The disk is only compared: the close may have dropped the last reference. */
+static int hook_close_ret(struct kretprobe_instance *ri, struct pt_regs *regs)
+{
+	struct gendisk *disk = *(struct gendisk **)ri->data;
+	struct blk_interposer *bi;
+	bool stale = false;
+	int bkt;
+
+	rcu_read_lock();
+	hash_for_each_rcu(hook_hash, bkt, bi, hnode) {
+		if (READ_ONCE(bi->idle) && bi->bdev->bd_disk == disk) {
+			WRITE_ONCE(bi->stale, true);
+			stale = true;
+		}
+	}
+	rcu_read_unlock();
+	if (stale)
+		schedule_work(&hook_stale_work);
+	return 0;
+}
+
+#ifndef INTERPOSE_OLD_BDEV_OPEN
+static struct kretprobe hook_watch_fput = {
+	.kp.symbol_name = "bdev_fput",
+	.entry_handler = hook_close_entry,
+	.handler = hook_close_ret,
+	.data_size = sizeof(struct gendisk *),
+	.maxactive = 64,
+};
+
+static struct kretprobe hook_watch_release = {
+	.kp.symbol_name = "bdev_release",
+	.entry_handler = hook_close_entry,
+	.handler = hook_close_ret,
+	.data_size = sizeof(struct gendisk *),
+	.maxactive = 64,
+};
+#else
+static struct kretprobe hook_watch_put = {
+	.kp.symbol_name = "blkdev_put",
+	.entry_handler = hook_close_entry,
+	.handler = hook_close_ret,
+	.data_size = sizeof(struct gendisk *),
+	.maxactive = 64,
+};
+#endif
+
 static struct kretprobe *hook_watches[] = {
 	&hook_watch_del,
 	&hook_watch_dead,
+#ifndef INTERPOSE_OLD_BDEV_OPEN
+	&hook_watch_fput,
+	&hook_watch_release,
+#else
+	&hook_watch_put,
+#endif
 };
+
+/* Drop the clean pages of the idle interposers marked stale. */
+static void hook_stale_fn(struct work_struct *work)
+{
+	struct blk_interposer *bi;
+	int bkt;
+
+	mutex_lock(&hook_mutex);
+	hash_for_each(hook_hash, bkt, bi, hnode) {
+		if (READ_ONCE(bi->stale)) {
+			WRITE_ONCE(bi->stale, false);
+			invalidate_bdev(bi->bdev);
+		}
+	}
+	mutex_unlock(&hook_mutex);
+}
 
 static int hook_register(void)
 {
@@ -233,7 +343,8 @@ static int hook_register(void)
 	}
 	r = register_kretprobes(hook_watches, ARRAY_SIZE(hook_watches));
 	if (r) {
-		DMERR("cannot probe del_gendisk and blk_mark_disk_dead: %d", r);
+		DMERR("cannot probe the removal and the close of block devices: %d",
+		      r);
 		return r;
 	}
 	r = register_kprobe(&hook_kprobe);
@@ -244,6 +355,12 @@ static int hook_register(void)
 	return r;
 }
 
+/*
+ * Unregisters the probes once no interposer is left, or disarms the kprobe
+ * while every interposer is idle (the return probes stay: an idle
+ * interposer is still told when its device goes away).  Asynchronous:
+ * either waits for grace periods.
+ */
 static void hook_unregister_fn(struct work_struct *work)
 {
 	mutex_lock(&hook_mutex);
@@ -251,16 +368,34 @@ static void hook_unregister_fn(struct work_struct *work)
 		unregister_kprobe(&hook_kprobe);
 		unregister_kretprobes(hook_watches, ARRAY_SIZE(hook_watches));
 		hook_registered = false;
+	} else if (hook_registered && hook_users == hook_idle &&
+		   !kprobe_disabled(&hook_kprobe)) {
+		disable_kprobe(&hook_kprobe);
 	}
 	mutex_unlock(&hook_mutex);
+}
+
+/* Arm the kprobe again if it was disarmed; the caller holds hook_mutex. */
+static int hook_arm(void)
+{
+	int r;
+
+	lockdep_assert_held(&hook_mutex);
+	if (!kprobe_disabled(&hook_kprobe))
+		return 0;
+	r = enable_kprobe(&hook_kprobe);
+	if (r)
+		DMERR("cannot arm the kprobe on submit_bio_noacct: %d", r);
+	return r;
 }
 
 /**
  * interposer_compat_get - make the hook ready for one more interposer
  *
- * Registers the probes for the first user.  Called before the filesystem
- * of the device to interpose is frozen: registration patches kernel text,
- * which takes a while.
+ * Registers the probes for the first user, and arms the kprobe if every
+ * interposer was idle.  Called before the filesystem of the device to
+ * interpose is frozen: registration patches kernel text, which takes a
+ * while.
  *
  * Return: 0 or a negative errno from kprobes.
  */
@@ -272,6 +407,8 @@ int interposer_compat_get(void)
 	if (!hook_registered) {
 		r = hook_register();
 		hook_registered = !r;
+	} else {
+		r = hook_arm();
 	}
 	if (!r)
 		hook_users++;
@@ -282,13 +419,14 @@ int interposer_compat_get(void)
 /**
  * interposer_compat_put - drop a reference taken by interposer_compat_get()
  *
- * The probes are unregistered asynchronously when the last user goes, so
- * that a detach does not wait for the grace periods that takes.
+ * The probes are unregistered asynchronously when the last user goes (the
+ * kprobe disarmed when the others are idle), so that a detach does not
+ * wait for the grace periods that takes.
  */
 void interposer_compat_put(void)
 {
 	mutex_lock(&hook_mutex);
-	if (!--hook_users)
+	if (!--hook_users || hook_users == hook_idle)
 		schedule_work(&hook_unregister_work);
 	mutex_unlock(&hook_mutex);
 }
@@ -300,6 +438,7 @@ void interposer_compat_exit(void)
 {
 	cancel_work_sync(&hook_unregister_work);
 	hook_unregister_fn(NULL);
+	flush_work(&hook_stale_work);
 	/* No task may still be running interposer_compat_submit(). */
 	synchronize_srcu(&interposer_srcu);
 	synchronize_rcu_tasks();
@@ -378,6 +517,10 @@ void bdev_interposer_detach(struct block_device *bdev,
 	hash_del_rcu(&interposer->hnode);
 	if (!bdev_is_partition(bdev))
 		WRITE_ONCE(hook_whole_disks, hook_whole_disks - 1);
+	if (interposer->idle) {
+		hook_idle--;
+		interposer->idle = false;
+	}
 	mutex_unlock(&hook_mutex);
 	synchronize_srcu_expedited(&interposer_srcu);
 	hook_unfreeze_queue(q, hook_freeze_queue(q));
@@ -393,4 +536,61 @@ void bdev_interposer_detach(struct block_device *bdev,
 void bdev_interposer_sync(struct block_device *bdev)
 {
 	synchronize_srcu_expedited(&interposer_srcu);
+}
+
+/**
+ * bdev_interposer_set_idle - let the bios of a device pass its interposer
+ * @bdev: an interposed block device
+ * @interposer: its interposer
+ * @idle: true: the bios pass by (->redirect() is not called), false: they
+ *	are redirected again
+ *
+ * An idle interposer keeps its device (another attach is refused) and is
+ * still told when the device goes away.  The queue of @bdev is frozen for
+ * the change, as for an attach or detach, which gives the same ordering
+ * guarantees: after an interposer is made idle no redirection through it
+ * is in progress; after it is made busy again, a bio whose
+ * submit_bio_noacct() starts after the call returns is redirected.  While
+ * every interposer is idle the kprobe is disarmed: the bios of every
+ * device then take the kernel's own path.
+ *
+ * Return: 0, or a negative errno from kprobes when the probe cannot be
+ * armed again (the interposer stays idle).
+ */
+int bdev_interposer_set_idle(struct block_device *bdev,
+			     struct blk_interposer *interposer, bool idle)
+{
+	struct request_queue *q = bdev_get_queue(bdev);
+	unsigned int memflags;
+	int r;
+
+	/* As in an attach: the probe is armed before the queue is frozen. */
+	mutex_lock(&hook_mutex);
+	if (WARN_ON_ONCE(interposer->bdev != bdev) || interposer->idle == idle) {
+		mutex_unlock(&hook_mutex);
+		return 0;
+	}
+	if (!idle) {
+		r = hook_arm();
+		if (r) {
+			mutex_unlock(&hook_mutex);
+			return r;
+		}
+		hook_idle--;
+	} else {
+		hook_idle++;
+	}
+	mutex_unlock(&hook_mutex);
+
+	memflags = hook_freeze_queue(q);
+	WRITE_ONCE(interposer->idle, idle);
+	hook_unfreeze_queue(q, memflags);
+	if (idle) {
+		synchronize_srcu_expedited(&interposer_srcu);
+		mutex_lock(&hook_mutex);
+		if (hook_idle == hook_users)
+			schedule_work(&hook_unregister_work);
+		mutex_unlock(&hook_mutex);
+	}
+	return 0;
 }

@@ -30,7 +30,8 @@ struct blk_interposer;
 /**
  * struct blk_interposer_ops - operations of a block device interposer
  * @redirect: called for every bio submitted to the interposed device (and,
- *	for an interposed whole disk, to its partitions), with the sector the
+ *	for an interposed whole disk, to its partitions) while the interposer
+ *	is not idle, with the sector the
  *	bio was submitted with.  Must point the bio at another block device
  *	with bio_set_dev(), remapping its sector if needed; the bio is then
  *	submitted to that device.  May run in any task that submits a bio.
@@ -46,13 +47,18 @@ struct blk_interposer_ops {
 /**
  * struct blk_interposer - an interposer, embedded in its owner's structure
  * @ops: its operations
+ * @idle: bios pass the interposer by (bdev_interposer_set_idle())
  * @hnode: compat only: link in the hook's lookup table (RCU)
  * @bdev: compat only: the interposed device
+ * @stale: compat only: an exclusive claim on the disk of @bdev ended while
+ *	the interposer was idle; its clean pages are to be dropped
  */
 struct blk_interposer {
 	const struct blk_interposer_ops *ops;
+	bool idle;
 	struct hlist_node hnode;
 	struct block_device *bdev;
+	bool stale;
 };
 
 #ifdef DM_INTERPOSE_KPROBE
@@ -63,6 +69,8 @@ int bdev_interposer_attach(struct block_device *bdev,
 void bdev_interposer_detach(struct block_device *bdev,
 			    struct blk_interposer *interposer);
 void bdev_interposer_sync(struct block_device *bdev);
+int bdev_interposer_set_idle(struct block_device *bdev,
+			     struct blk_interposer *interposer, bool idle);
 
 int interposer_compat_get(void);
 void interposer_compat_put(void);
@@ -114,6 +122,13 @@ static inline void bdev_interposer_detach(struct block_device *bdev,
 
 static inline void bdev_interposer_sync(struct block_device *bdev)
 {
+}
+
+static inline int bdev_interposer_set_idle(struct block_device *bdev,
+					   struct blk_interposer *interposer,
+					   bool idle)
+{
+	return -EOPNOTSUPP;
 }
 
 static inline int interposer_compat_get(void)
