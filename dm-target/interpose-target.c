@@ -671,6 +671,40 @@ out:
 static const struct blk_interposer_ops interpose_bi_ops;
 static const struct blk_interposer_ops interpose_self_ops;
 
+/**
+ * interposer_set_idle - let the original's bios pass the redirect, or not
+ * @ip: the redirect
+ * @idle: true to let them pass, false to redirect them again
+ *
+ * A table in attach mode passes every bio back to the original device, so
+ * while its device is resumed the original's bios need not be redirected
+ * at all: the redirect is idle and they take the kernel's own path,
+ * untouched and uncounted.  A suspend makes it busy again first, so that
+ * the suspended device holds them (interpose_direct_stop()).  The switch
+ * freezes the original's queue (bdev_interposer_set_idle()), which on a
+ * request-based device waits for every request in flight to complete, as
+ * a suspend must; a bio-based original keeps the direct path of
+ * interpose_direct() instead, whose bios the suspend counts and waits for.
+ */
+static void interposer_set_idle(struct interposer *ip, bool idle)
+{
+	int r;
+
+	lockdep_assert_held(&interpose_mutex);
+	if (ip->bi.idle == idle)
+		return;
+	r = bdev_interposer_set_idle(ip->orig, &ip->bi, idle);
+	if (r)
+		DMERR("%s: cannot redirect the bios of %pg again: %d",
+		      dm_device_name(ip->owner->md), ip->orig, r);
+}
+
+/* Can the redirect of @ic be idle while its device is resumed? */
+static bool interpose_can_idle(struct interpose_c *ic)
+{
+	return ic->mode == IC_ATTACH && queue_is_mq(bdev_get_queue(ic->orig));
+}
+
 /* Detach the direct path of a stack's lower device. */
 static void interposer_detach_self(struct interposer *ip)
 {
@@ -848,6 +882,8 @@ static void interposer_set_owner(struct interposer *ip, struct interpose_c *ic)
 	if (ip->owner == ic)
 		return;
 	interposer_detach_self(ip);
+	/* A previous owner in attach mode, resumed, has it idle. */
+	interposer_set_idle(ip, false);
 	RCU_INIT_POINTER(ip->owner->ip, NULL);
 	WRITE_ONCE(ip->owner, ic);
 	rcu_assign_pointer(ic->ip, ip);
@@ -1376,10 +1412,12 @@ static void interpose_direct_release(struct percpu_ref *ref)
  * @ic: the table
  *
  * From here on the bios this table would pass down go to the original
- * device without DM: in attach mode those the redirect gives it
- * (interpose_redirect()), with attach_to those the stack on this device
- * submits to it (interpose_self_redirect(), attached here).  Without that
- * interposer the stack's bios take the way through DM: nothing is lost.
+ * device without DM: in attach mode the original's own bios are not
+ * redirected at all (interposer_set_idle()), or, on a bio-based original,
+ * go straight back from the redirect (interpose_redirect()); with
+ * attach_to the bios the stack on this device submits to it go there
+ * (interpose_self_redirect(), attached here).  Without that interposer the
+ * stack's bios take the way through DM: nothing is lost.
  */
 static void interpose_direct_start(struct interpose_c *ic)
 {
@@ -1395,6 +1433,8 @@ static void interpose_direct_start(struct interpose_c *ic)
 
 	mutex_lock(&interpose_mutex);
 	ip = ic_ip(ic);
+	if (ip && interpose_can_idle(ic))
+		interposer_set_idle(ip, true);
 	if (ip && ic->mode == IC_ATTACH_TO && !ip->self_bdev) {
 		r = bdev_interposer_attach(self, &ip->self);
 		if (r)
@@ -1411,9 +1451,9 @@ static void interpose_direct_start(struct interpose_c *ic)
  * @ic: the table
  *
  * No bio takes the direct path of @ic after this returns; the bios that
- * did are waited for with @ic->direct_drained.  In presuspend: the bios
- * that arrive from here on pass through DM, which holds them as it
- * suspends.
+ * did are waited for with @ic->direct_drained, and those that passed an
+ * idle redirect have completed.  In presuspend: the bios that arrive from
+ * here on pass through DM, which holds them as it suspends.
  */
 static void interpose_direct_stop(struct interpose_c *ic)
 {
@@ -1421,8 +1461,10 @@ static void interpose_direct_stop(struct interpose_c *ic)
 
 	mutex_lock(&interpose_mutex);
 	ip = ic_ip(ic);
-	if (ip)
+	if (ip) {
 		interposer_detach_self(ip);
+		interposer_set_idle(ip, false);
+	}
 	mutex_unlock(&interpose_mutex);
 	if (ic->direct_live) {
 		ic->direct_live = false;

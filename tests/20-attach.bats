@@ -15,11 +15,13 @@ teardown() {
 }
 
 # attach_live FS DEV: data written before, while and after attached survives.
+# no_direct: every bio goes through the redirect and DM (in attach mode
+# the redirect is otherwise idle while the device is resumed, 31-direct).
 attach_live() {
 	local fs=$1 dev=$2 mnt r0 p1
 	mnt=$(mkfs_mount "$dev" "$fs" live)
 	write_files "$mnt/pre" pre 8 256 # dirty in the page cache
-	lower_create low "$dev" attach
+	lower_create low "$dev" attach no_direct
 	[[ $(status_field low 3) == attached ]]
 	# Bios issued after the resume returned are redirected.
 	r0=$(redirected low)
@@ -81,7 +83,7 @@ split_bypass() {
 	saved=$(cat "/sys/block/$(basename "$disk")/queue/max_sectors_kb")
 	echo 8 >"/sys/block/$(basename "$disk")/queue/max_sectors_kb"
 	head -c 8M /dev/urandom >"$BATS_TEST_TMPDIR/pattern"
-	lower_create low "$dev" attach
+	lower_create low "$dev" attach no_direct
 	settle 120
 	udevadm control --stop-exec-queue # no udev probes of the device meanwhile
 	# An event that started between the settle and the stop (the attach's
@@ -116,13 +118,13 @@ split_bypass() {
 @test "reload with attach hands the redirect over without detaching" {
 	local dev=${DMI_PDISK}1 mnt r0
 	mnt=$(mkfs_mount "$dev" ext4 ho)
-	lower_create low "$dev" attach
+	lower_create low "$dev" attach no_direct
 	write_files "$mnt" a 4 256
 	sync
 	r0=$(redirected low)
 	dmesg_mark
-	lower_reload low "$dev" attach
-	lower_reload low "$dev" attach diskseq "$(diskseq_of "$dev")"
+	lower_reload low "$dev" attach no_direct
+	lower_reload low "$dev" attach no_direct diskseq "$(diskseq_of "$dev")"
 	if dmesg_since | grep -q "detached"; then
 		dmesg_since >&2
 		die "the redirect was detached during a hand-over"
@@ -191,7 +193,7 @@ split_bypass() {
 	start2=$(cat "/sys/class/block/$(basename "$disk")2/start")
 	mnt=$(mkfs_mount "${disk}1" ext4 wholepart)
 	write_files "$mnt" pre 4 256
-	lower_create low "$disk" attach
+	lower_create low "$disk" attach no_direct
 	r0=$(redirected low)
 	write_files "$mnt" during 8 256
 	sync

@@ -1,6 +1,7 @@
 #!/usr/bin/env bats
 # Operations other than read and write through an attached interposer
 # (discard, write-zeroes, flush), and queue limits stacked from the device.
+# no_direct: they take the redirect (an attach table's is otherwise idle).
 # cost: 3
 
 load lib
@@ -20,7 +21,7 @@ qlimit() { cat "/sys/class/block/$(basename "$(realpath "$1")")/queue/$2"; }
 	loop=$(new_loop 64)
 	head -c 4M /dev/urandom >"$BATS_TEST_TMPDIR/data"
 	dd if="$BATS_TEST_TMPDIR/data" of="$loop" bs=1M oflag=direct status=none
-	lower_create low "$loop" attach
+	lower_create low "$loop" attach no_direct
 	(($(qlimit /dev/mapper/low discard_max_bytes) > 0))
 	(($(qlimit /dev/mapper/low write_zeroes_max_bytes) > 0))
 	r0=$(redirected low)
@@ -42,7 +43,7 @@ qlimit() { cat "/sys/class/block/$(basename "$(realpath "$1")")/queue/$2"; }
 	local dev=${DMI_PDISK}1 mnt r0
 	mnt=$(mkfs_mount "$dev" ext4 trim)
 	write_files "$mnt" f 8 256
-	lower_create low "$dev" attach
+	lower_create low "$dev" attach no_direct
 	rm "$mnt"/f.[0-3]
 	sync
 	r0=$(redirected low)

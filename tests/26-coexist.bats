@@ -31,13 +31,14 @@ load_other_hook() {
 
 # coexist ORDER: "other-first" loads the stand-in before the attach,
 # "ours-first" after it. Data written before, during and after the redirect
-# is verified, on the mounted fs and after an fsck.
+# is verified, on the mounted fs and after an fsck. no_direct throughout:
+# the redirect is busy while resumed (an idle one disarms our kprobe).
 coexist() {
 	local order=$1 dev=${DMI_PDISK}1 mnt s0 r0 p1
 	mnt=$(mkfs_mount "$dev" ext4 co)
 	write_files "$mnt" pre 4 256
 	[[ $order == ours-first ]] || load_other_hook "$dev"
-	lower_create low "$dev" attach
+	lower_create low "$dev" attach no_direct
 	[[ $(status_field low 3) == attached ]]
 	[[ $order == other-first ]] || load_other_hook "$dev"
 	s0=$(seen)
@@ -59,7 +60,7 @@ coexist() {
 	(($(seen) > s0))
 	[[ $(passed low) == "$p1" ]]
 	# And a second attach while the other hook stays.
-	lower_reload low "$dev" attach
+	lower_reload low "$dev" attach no_direct
 	r0=$(redirected low)
 	write_files "$mnt" again 4 256
 	sync
@@ -84,7 +85,7 @@ coexist() {
 	local dev=$DMI_WDISK mnt r0
 	mnt=$(mkfs_mount "$dev" xfs coun)
 	load_other_hook "$dev"
-	lower_create low "$dev" attach
+	lower_create low "$dev" attach no_direct
 	write_files "$mnt" a 4 256
 	sync
 	rmmod dmi_ipmodify

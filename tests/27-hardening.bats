@@ -27,7 +27,7 @@ harden_attach() {
 	write_files "$mnt" pre 4 256
 	# dd opens its output for writing: refused while mounted.
 	fails dd if=/dev/zero of="$dev" bs=4k count=0 status=none
-	lower_create low "$dev" attach
+	lower_create low "$dev" attach no_direct
 	[[ $(status_field low 3) == attached ]]
 	r0=$(redirected low)
 	write_files "$mnt" during 8 256

@@ -1,9 +1,10 @@
 #!/usr/bin/env bats
-# The direct path: in attach mode the original device's bios, and with
-# attach_to the bios the stack passes down to the lower device, go to the
-# original device without a pass through DM; with reads_direct, reads go
-# there past the stack. A suspend still holds them, and nothing is lost
-# when a detach or a hand-over races them.
+# The direct path: in attach mode the redirect is idle (the original
+# device's bios take the kernel's own path; on a bio-based original they
+# come straight back), and with attach_to the bios the stack passes down to
+# the lower device go to the original device without a pass through DM;
+# with reads_direct, reads go there past the stack. A suspend still holds
+# them, and nothing is lost when a detach or a hand-over races them.
 # cost: 6
 
 load lib
@@ -42,37 +43,67 @@ check_data() {
 	[[ $got == "$want" ]] || die "$4: data at $1+$2M differs"
 }
 
-@test "attach: the original's bios go past DM, are counted, and land" {
+@test "attach: the redirect is idle, the original's bios pass it untouched and land" {
 	local dev=${DMI_PDISK}1 mnt w0 st st0
 	mnt=$(mkfs_mount "$dev" ext4 direct)
 	write_files "$mnt/pre" pre 4 256
 	lower_create low "$dev" attach
 	[[ $(dmsetup table low) == *" 1 attach" ]]
+	[[ $(status_field low 3) == attached ]]
 	udevadm settle # udev's own reads of low pass through DM
 	read -r -a st0 <<<"$(dmsetup status low)"
 	w0=$(dm_io low writes)
 	write_files "$mnt/during" during 8 256
 	sync
-	# Every bio was redirected and passed down (one status line: the
-	# two counts of the same moment), none went through DM.
+	# None was redirected, passed down or seen by DM: the kernel's own
+	# path, as if the device were not interposed.
 	read -r -a st <<<"$(dmsetup status low)"
 	echo "# status before: ${st0[*]}; after: ${st[*]}"
-	((st[7] > st0[7] + 8))
-	((st[7] - st0[7] == st[8] - st0[8]))
+	[[ ${st[7]} == "${st0[7]}" && ${st[8]} == "${st0[8]}" ]]
 	[[ $(dm_io low writes) == "$w0" ]]
-	# no_direct: the same table through DM.
+	# no_direct: the same table, every bio redirected through DM.
 	lower_reload low "$dev" attach no_direct
 	[[ $(dmsetup table low) == *" 2 attach no_direct" ]]
+	read -r -a st0 <<<"$(dmsetup status low)"
 	w0=$(dm_io low writes)
 	write_files "$mnt/nodirect" nodirect 4 256
 	sync
+	read -r -a st <<<"$(dmsetup status low)"
+	((st[7] > st0[7] + 4))
 	(($(dm_io low writes) > w0))
+	# Back to the idle redirect, then detached.
+	lower_reload low "$dev" attach
+	write_files "$mnt/again" again 4 256
+	sync
 	lower_reload low "$dev"
-	verify_files "$mnt/pre" pre
-	verify_files "$mnt/during" during
-	verify_files "$mnt/nodirect" nodirect
+	for f in pre during nodirect again; do verify_files "$mnt/$f" "$f"; done
 	umount "$mnt"
 	fsck_clean "$dev" ext4
+}
+
+@test "attach on a bio-based original: the bios go past DM, are counted, and land" {
+	local dev=${DMI_PDISK}2 sz w0 st st0
+	sz=$(sectors "$dev")
+	# A linear device is bio-based: its queue's freeze does not wait for
+	# the bios in flight, so the redirect stays busy on the direct path.
+	dmsetup create base --table "0 $sz linear $dev 0"
+	lower_create low /dev/mapper/base attach
+	udevadm settle
+	read -r -a st0 <<<"$(dmsetup status low)"
+	w0=$(dm_io low writes)
+	put_data /dev/mapper/base 1 8 bb
+	# Every bio was redirected and passed down (one status line: the two
+	# counts of the same moment), none went through DM.
+	read -r -a st <<<"$(dmsetup status low)"
+	echo "# status before: ${st0[*]}; after: ${st[*]}"
+	((st[7] >= st0[7] + 8))
+	((st[7] - st0[7] == st[8] - st0[8]))
+	[[ $(dm_io low writes) == "$w0" ]]
+	check_data /dev/mapper/base 1 8 bb
+	lower_reload low /dev/mapper/base
+	dmsetup remove low
+	dmsetup remove base
+	check_data "$dev" 1 8 bb
 }
 
 @test "attach_to: the stack's bios skip the lower device, data verified" {

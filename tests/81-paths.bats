@@ -8,6 +8,8 @@
 # fstrim on ext4, fsync and O_SYNC (flush, FUA) on a file and on the node,
 # and swap on an interposed partition under memory-cgroup pressure, detached
 # while the swap is active.
+# The redirect is busy throughout (attach no_direct: an attach table's is
+# otherwise idle while resumed, and its bios take the kernel's own path).
 # Each case checks that the redirected counter of the attached device grew by
 # at least the number of bios the path must have submitted, verifies the data
 # while attached and again through the original device after the detach (the
@@ -151,7 +153,7 @@ nullb_load() {
 	local dev=${DMI_PDISK}1 mnt r0 s0 p0 sum
 	local -a mm
 	mnt=$(mkfs_mount "$dev" ext4 buf)
-	lower_create low "$dev" attach
+	lower_create low "$dev" attach no_direct
 	head -c 16M /dev/urandom >"$BATS_TEST_TMPDIR/data"
 	sum=$(file_sum "$BATS_TEST_TMPDIR/data")
 	# Write-back (multi-page bvecs: a bio may carry several MiB), then
@@ -198,7 +200,7 @@ nullb_load() {
 	local dev=${DMI_PDISK}1 mnt r0 p0
 	local -a fj
 	mnt=$(mkfs_mount "$dev" ext4 dio)
-	lower_create low "$dev" attach
+	lower_create low "$dev" attach no_direct
 	fj=(--name=odirect --directory="$mnt" --direct=1 --ioengine=libaio --iodepth=16
 		--rw=randwrite --bs=4k --size=4M "${VERIFY[@]}")
 	r0=$(redirected low)
@@ -217,7 +219,7 @@ nullb_load() {
 @test "O_DIRECT and buffered I/O on the node of an interposed partition (fio, dd)" {
 	local dev=${DMI_PDISK}2 r0 p0 sum
 	local -a nj
-	lower_create low "$dev" attach
+	lower_create low "$dev" attach no_direct
 	nj=(--name=node --filename="$dev" --direct=1 --ioengine=libaio --iodepth=16
 		--rw=randwrite --bs=4k --offset=0 --size=4M "${VERIFY[@]}")
 	r0=$(redirected low)
@@ -252,10 +254,10 @@ nullb_load() {
 	local -a nj fj bj
 	fio --enghelp=io_uring | grep -qw nowait || skip "fio has no io_uring nowait option"
 	nullb_load
-	lower_create low "$dev" attach
+	lower_create low "$dev" attach no_direct
 	mnt=$(mkfs_mount "$fdev" ext4 uring)
-	lower_create lowf "$fdev" attach
-	lower_create lown "$nb" attach
+	lower_create lowf "$fdev" attach no_direct
+	lower_create lown "$nb" attach no_direct
 	# io_uring issues each I/O inline with IOCB_NOWAIT first (REQ_NOWAIT
 	# bios; -EAGAIN is retried from a worker). With RWF_NOWAIT (fio
 	# --nowait) -EAGAIN reaches the application: virtio behind mq-deadline
@@ -295,8 +297,8 @@ nullb_load() {
 	local -a pj pnj vj
 	fio --enghelp=io_uring | grep -qw hipri || skip "fio has no io_uring hipri option"
 	nullb_load
-	lower_create lown "$nb" attach
-	lower_create low "$dev" attach
+	lower_create lown "$nb" attach no_direct
+	lower_create low "$dev" attach no_direct
 	echo "io_poll: null_blk 1, dm on it $(qpoll /dev/mapper/lown)," \
 		"virtio $(qpoll "$DMI_PDISK"), dm on it $(qpoll /dev/mapper/low)"
 	pj=(--name=polled --filename="$nb" --direct=1 --ioengine=io_uring --hipri=1
@@ -356,7 +358,7 @@ check_ranges() {
 
 @test "discard, write-zeroes, punch-hole and zero-range on the node; online discard and fstrim on ext4" {
 	local dev=${DMI_PDISK}2 fdev=${DMI_PDISK}1 data=$BATS_TEST_TMPDIR/data mnt r0 d0 s0 p0 pf rf
-	lower_create low "$dev" attach
+	lower_create low "$dev" attach no_direct
 	head -c 32M /dev/urandom >"$data"
 	dd if="$data" of="$dev" bs=1M oflag=direct status=none
 	r0=$(redirected low) d0=$(took_stat low 12) s0=$(took_stat low 14)
@@ -376,7 +378,7 @@ check_ranges() {
 	mount -o discard "$fdev" "$mnt"
 	write_files "$mnt" f 16 256
 	sync
-	lower_create lowf "$fdev" attach
+	lower_create lowf "$fdev" attach no_direct
 	rf=$(redirected lowf) d0=$(took_stat lowf 12) s0=$(took_stat lowf 14)
 	rm "$mnt"/f.[0-7]
 	sync
@@ -416,8 +418,8 @@ check_ranges() {
 	local dev=${DMI_PDISK}2 fdev=${DMI_PDISK}1 mnt r0 rf p0 pf j
 	local -a fsync_f osync_f fsync_n osync_n all
 	mnt=$(mkfs_mount "$fdev" ext4 sync)
-	lower_create lowf "$fdev" attach
-	lower_create low "$dev" attach
+	lower_create lowf "$fdev" attach no_direct
+	lower_create low "$dev" attach no_direct
 	# 128 writes of 4k each; each followed by a flush (fsync) or written
 	# with O_SYNC: at least the write and a flush (or a FUA write) per I/O.
 	fsync_f=(--name=fsyncf --directory="$mnt" --ioengine=psync --direct=0 --fsync=1
@@ -499,7 +501,7 @@ EOF
 	SWAP_DEV=$dev
 	# Attach under the active swap (it holds the partition exclusively;
 	# the target opens it non-exclusively).
-	lower_create low "$dev" attach
+	lower_create low "$dev" attach no_direct
 	[[ $(status_field low 3) == attached ]]
 	grep -qw +memory /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null ||
 		echo +memory >/sys/fs/cgroup/cgroup.subtree_control
