@@ -28,6 +28,11 @@ dm_io() {
 	esac
 }
 
+# Is the kprobe hook's ftrace callback on submit_bio_noacct armed?
+probe_armed() {
+	grep -q '^submit_bio_noacct ' /sys/kernel/tracing/enabled_functions
+}
+
 # Write COUNT MiB of random data at MiB offset OFF of DEV with O_DIRECT and
 # record its sum: put_data DEV OFF COUNT NAME
 put_data() {
@@ -44,7 +49,7 @@ check_data() {
 }
 
 @test "attach: the redirect is idle, the original's bios pass it untouched and land" {
-	local dev=${DMI_PDISK}1 mnt w0 st st0
+	local dev=${DMI_PDISK}1 mnt w0 st st0 i
 	mnt=$(mkfs_mount "$dev" ext4 direct)
 	write_files "$mnt/pre" pre 4 256
 	lower_create low "$dev" attach
@@ -61,9 +66,16 @@ check_data() {
 	echo "# status before: ${st0[*]}; after: ${st[*]}"
 	[[ ${st[7]} == "${st0[7]}" && ${st[8]} == "${st0[8]}" ]]
 	[[ $(dm_io low writes) == "$w0" ]]
+	# The kprobe hook is disarmed (from a work) while every redirect is
+	# idle: no device pays for it.
+	if [[ $DMI_HOOK == kprobe ]]; then
+		for ((i = 0; i < 50; i++)); do probe_armed || break; sleep 0.1; done
+		! probe_armed || die "the kprobe is armed while the only redirect is idle"
+	fi
 	# no_direct: the same table, every bio redirected through DM.
 	lower_reload low "$dev" attach no_direct
 	[[ $(dmsetup table low) == *" 2 attach no_direct" ]]
+	[[ $DMI_HOOK != kprobe ]] || probe_armed || die "the kprobe is not armed for a busy redirect"
 	read -r -a st0 <<<"$(dmsetup status low)"
 	w0=$(dm_io low writes)
 	write_files "$mnt/nodirect" nodirect 4 256
