@@ -232,12 +232,17 @@ ftrace_wanted() {
 	if [[ $DMI_HOOK == native ]]; then echo no; else echo "$1"; fi
 }
 
-@test "the hook is registered only while a redirect exists" {
+# An attach table's redirect is idle while the device is resumed: the kprobe
+# is disarmed then (no_direct keeps the redirect busy).
+@test "the hook is armed only while a redirect is busy" {
 	hook_registered no
 	lower_create low "$LOOP"
 	hook_registered no
-	lower_reload low "$LOOP" attach
+	lower_reload low "$LOOP" attach no_direct
 	hook_registered "$(ftrace_wanted yes)"
+	[[ $(status_field low 3) == attached ]]
+	lower_reload low "$LOOP" attach
+	hook_registered no
 	[[ $(status_field low 3) == attached ]]
 	lower_reload low "$LOOP"
 	hook_registered no

@@ -234,7 +234,10 @@ gpt_loop() {
 	mount "$loop" "$mnt"
 	write_files "$mnt" f 4 64
 	sync
-	(($(redirected auto2) > 0))
+	# Pass-through: its redirect is idle, the writes went to the loop.
+	[[ $(dmsetup table auto2) == *" attach"* && $(dmsetup table auto2) != *attach_to* ]]
+	echo 3 >/proc/sys/vm/drop_caches
+	verify_files "$mnt" f
 	lower_reload auto2 "$loop"
 	dmsetup remove auto2
 	udevadm trigger --action=change "$loop"

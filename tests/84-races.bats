@@ -345,7 +345,7 @@ rmmod_refused() {
 	for ((i = 1; i <= n; i++)); do
 		rmmod_refused "cycle $i, pass-through table"
 		sum_load_moves "cycle $i, pass-through"
-		int_reload low "$dev" attach || die "cycle $i: attach failed"
+		int_reload low "$dev" attach no_direct || die "cycle $i: attach failed"
 		rmmod_refused "cycle $i, attached"
 		sum_load_moves "cycle $i, attached"
 		(($(redirected low) > 0)) || die "cycle $i: nothing redirected"
@@ -394,7 +394,7 @@ rmmod_refused() {
 	: >"$BATS_TEST_TMPDIR/sums"
 	for ((i = 0; i < n; i++)); do
 		if ((i % 2)); then
-			dmt create low --table "0 $sz interpose $dev 1 attach"
+			dmt create low --table "0 $sz interpose $dev 2 attach no_direct"
 		else
 			dmt create low --table "0 $sz interpose $dev"
 			dmt create up --table "0 $sz linear /dev/mapper/low 0"

@@ -236,8 +236,8 @@ failslab_passthrough() {
 failslab_attach() {
 	failslab_start
 	dmsetup create low --table "$PASS"
-	nth_load low passthrough "$PASS 1 attach"
-	nth_resume low "$PASS 1 attach" "$PASS" "$(torture_n 0 1000)"
+	nth_load low passthrough "$PASS 2 attach no_direct"
+	nth_resume low "$PASS 2 attach no_direct" "$PASS" "$(torture_n 0 1000)"
 	(($(redirected low) > 0)) || { sleep 2; (($(redirected low) > 0)); }
 	failslab_end
 }
@@ -337,7 +337,7 @@ SPLAT_RE='Oops|BUG:|WARNING:|Call Trace|general protection fault|KASAN|possible 
 	sync
 	head -c 16M /dev/urandom >"$BATS_TEST_TMPDIR/raw"
 	dd if="$BATS_TEST_TMPDIR/raw" of="$dev" bs=1M seek=400 oflag=direct conv=fsync status=none
-	lower_create low "$dev" attach
+	lower_create low "$dev" attach no_direct # busy: the DM device is in the way
 	[[ $(status_field low 3) == attached ]]
 	dm=$(basename "$(realpath /dev/mapper/low)")
 
