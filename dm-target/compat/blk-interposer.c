@@ -31,11 +31,11 @@
  * so the block layer would tell it nothing else.
  *
  * Locking: hook_mutex serialises changes of the lookup table, of the idle
- * flags and the (un)registration and arming of the probes.  The lookup runs in the kprobe handler
- * (preemption disabled: an RCU read side; the owner frees an interposer
- * after an RCU grace period) and in interposer_compat_submit(), inside
- * interposer_srcu, which bdev_interposer_detach() and
- * bdev_interposer_sync() wait for.
+ * flags and the (un)registration and arming of the probes.  The lookup runs
+ * in the kprobe handler (preemption disabled: an RCU read side; the owner
+ * frees an interposer after an RCU grace period) and in
+ * interposer_compat_submit(), inside interposer_srcu, which
+ * bdev_interposer_detach() and bdev_interposer_sync() wait for.
  */
 #include <linux/blk-mq.h>
 #include <linux/blkdev.h>

@@ -31,10 +31,10 @@ struct blk_interposer;
  * struct blk_interposer_ops - operations of a block device interposer
  * @redirect: called for every bio submitted to the interposed device (and,
  *	for an interposed whole disk, to its partitions) while the interposer
- *	is not idle, with the sector the
- *	bio was submitted with.  Must point the bio at another block device
- *	with bio_set_dev(), remapping its sector if needed; the bio is then
- *	submitted to that device.  May run in any task that submits a bio.
+ *	is not idle, with the sector the bio was submitted with.  Must point
+ *	the bio at another block device with bio_set_dev(), remapping its
+ *	sector if needed; the bio is then submitted to that device.  May run
+ *	in any task that submits a bio.
  * @mark_dead: optional; the interposed device is going away.  Here called
  *	from a return probe of del_gendisk() or blk_mark_disk_dead(), with
  *	preemption disabled: it must not sleep.
