@@ -691,8 +691,6 @@ static void interposer_set_idle(struct interposer *ip, bool idle)
 	int r;
 
 	lockdep_assert_held(&interpose_mutex);
-	if (ip->bi.idle == idle)
-		return;
 	r = bdev_interposer_set_idle(ip->orig, &ip->bi, idle);
 	if (r)
 		DMERR("%s: cannot redirect the bios of %pg again: %d",
@@ -762,7 +760,11 @@ static int interposer_create(struct interpose_c *ic, dev_t devt)
 	}
 	ip->owner = ic;
 	r = bdev_interposer_attach(ip->orig, &ip->bi);
-	if (r) {
+	if (r == -ENODEV) {
+		DMERR("%s: %pg has gone away, cannot attach",
+		      dm_device_name(ic->md), ic->orig);
+		goto bad_thaw;
+	} else if (r) {
 		DMERR("%s: cannot attach to %pg: %d", dm_device_name(ic->md),
 		      ic->orig, r);
 		goto bad_thaw;
@@ -1675,6 +1677,10 @@ static int interpose_preresume(struct dm_target *ti)
 	mutex_lock(&interpose_mutex);
 	ip = interposer_find(ic->orig);
 	if (!ip) {
+		/*
+		 * The attach refuses a gone disk too, without a race; this
+		 * refuses it before anything is opened or frozen.
+		 */
 		if (want && interpose_gone(ic->orig)) {
 			DMERR("%s: %pg has gone away, cannot attach",
 			      dm_device_name(ic->md), ic->orig);

@@ -199,6 +199,8 @@ static int hook_disk_gone(struct kretprobe_instance *ri, struct pt_regs *regs)
 	struct blk_interposer *bi;
 	int bkt;
 
+	/* Pairs with bdev_interposer_attach(). */
+	smp_mb();
 	rcu_read_lock();
 	hash_for_each_rcu(hook_hash, bkt, bi, hnode)
 		if (bi->ops->mark_dead && hook_gone(bi->bdev))
@@ -468,8 +470,9 @@ static bool hook_busy(struct block_device *bdev)
  * first; a bio whose submit_bio_noacct() starts after this returns is
  * redirected.
  *
- * Return: 0, or -EBUSY if @bdev, its whole disk or one of its partitions
- * has an interposer already.
+ * Return: 0, -EBUSY if @bdev, its whole disk or one of its partitions has
+ * an interposer already, or -ENODEV if its disk is being removed or is
+ * dead (hook_disk_gone() would not tell the interposer).
  */
 int bdev_interposer_attach(struct block_device *bdev,
 			   struct blk_interposer *interposer)
@@ -490,8 +493,22 @@ int bdev_interposer_attach(struct block_device *bdev,
 		if (!bdev_is_partition(bdev))
 			WRITE_ONCE(hook_whole_disks, hook_whole_disks + 1);
 		hash_add_rcu(hook_hash, &interposer->hnode, (unsigned long)bdev);
+		/*
+		 * Pairs with hook_disk_gone(): either it finds the interposer
+		 * in the hash, or this sees the disk gone.
+		 */
+		smp_mb();
+		if (hook_gone(bdev)) {
+			hash_del_rcu(&interposer->hnode);
+			if (!bdev_is_partition(bdev))
+				WRITE_ONCE(hook_whole_disks,
+					   hook_whole_disks - 1);
+			r = -ENODEV;
+		}
 	}
 	mutex_unlock(&hook_mutex);
+	if (r == -ENODEV)
+		synchronize_srcu_expedited(&interposer_srcu);
 	hook_unfreeze_queue(q, memflags);
 	return r;
 }
