@@ -740,8 +740,11 @@ static int interposer_create(struct interpose_c *ic, dev_t devt)
 	ip->self.ops = &interpose_self_ops;
 	r = interpose_bdev_open(&ip->orig_open, ic->orig->bd_dev, false, NULL,
 				NULL);
-	if (r)
+	if (r) {
+		DMERR("%s: cannot open %pg: %d", dm_device_name(ic->md),
+		      ic->orig, r);
 		goto bad_free;
+	}
 	r = interposer_open_dest(ip, devt, &ip->dest_open);
 	if (r)
 		goto bad_close_orig;
@@ -1678,8 +1681,8 @@ static int interpose_preresume(struct dm_target *ti)
 	ip = interposer_find(ic->orig);
 	if (!ip) {
 		/*
-		 * The attach refuses a gone disk too, without a race; this
-		 * refuses it before anything is opened or frozen.
+		 * The block layer refuses the attach too, without a race, but
+		 * our open of the original would fail first, with no word why.
 		 */
 		if (want && interpose_gone(ic->orig)) {
 			DMERR("%s: %pg has gone away, cannot attach",

@@ -110,6 +110,26 @@ unplug_case() {
 	unplug_case attach_to
 }
 
+# The table is loaded while the disk is there; the disk goes before the
+# resume that would attach. The resume fails with a message, and nothing is
+# left attached or open (the module unloads after the test).
+@test "a disk unplugged between the load of an attach table and its resume: refused" {
+	local id dev sz mnt
+	id=hp$RANDOM
+	dev=$(vm_hotplug_disk "$id" 64M)
+	sz=$(sectors "$dev")
+	mnt=$(mkfs_mount "$dev" ext4 "$id")
+	write_files "$mnt/static" static 2 64
+	lower_create low "$dev"
+	timeout 60 dmsetup reload low --table "0 $sz interpose $dev 1 attach"
+	vm_unplug_disk "$id" "$dev"
+	expect_refused "has gone away, cannot attach" timeout 60 dmsetup resume low
+	[[ $(status_field low 3) == gone ]] || die "state $(status_field low 3), not gone"
+	timeout 30 dmsetup remove low
+	timeout 30 umount "$mnt"
+	figure "disk unplugged before the attach" faults=1 lost=0
+}
+
 @test "its loop device detached while attached: I/O goes on, the loop is freed after teardown" {
 	local loop mnt n name
 	loop=$(new_loop 256)
