@@ -202,10 +202,11 @@ static inline struct address_space *interpose_bdev_mapping(struct block_device *
 /*
  * The block device interposer, <linux/blk-interposer.h>.  Built out of tree
  * for a kernel without CONFIG_BLK_INTERPOSER, the module brings its own
- * implementation of that interface, with a hook name of its own and four
- * calls that only it needs (taking and dropping its hook, unloading, and
+ * implementation of that interface, with a hook name of its own and five
+ * calls that only it needs (taking and dropping its hook, unloading,
  * knowing the bios whose completion the target took over, which the block
- * layer knows by BIO_INTERPOSED); with the block layer's they are empty.
+ * layer knows by BIO_INTERPOSED, and whether it does); with the block
+ * layer's they are empty or constant.
  */
 #include <linux/blk-interposer.h>
 #ifdef CONFIG_BLK_INTERPOSER
@@ -226,6 +227,17 @@ static inline void interposer_compat_exit(void)
 
 static inline void interposer_compat_set_own_end_io(bio_end_io_t *end_io)
 {
+}
+
+/*
+ * Does the block layer know a bio that has been past an interposer
+ * (BIO_INTERPOSED)?  Then ->redirect() may leave a bio on its device, or
+ * send it to another interposed device, as it is: no interposer takes it
+ * again, and its completion need not be taken over to mark it.
+ */
+static inline bool interposer_compat_knows_past(void)
+{
+	return true;
 }
 #endif
 

@@ -1028,9 +1028,9 @@ static void interpose_dio_end_io(struct bio *bio)
  * What the table does to a bio (interpose_map()), without the DM device:
  * the bio keeps its device, and its completion is taken over so that a
  * suspend of @ic's device waits for it (interpose_direct_stop()).  The
- * caller points it at the original device and lets the block layer submit
- * it there.  It is past the interposer: the block layer knows it by
- * BIO_INTERPOSED, the compat hook by its bi_end_io.
+ * caller points it at the original device, or leaves it there, and the
+ * block layer sends it on.  It is past the interposer: the block layer
+ * knows it by BIO_INTERPOSED, the compat hook by its bi_end_io.
  *
  * Return: true if @bio is on the direct path; false, with @bio untouched,
  * if the device of @ic is not resumed or no memory was free.
@@ -1065,6 +1065,19 @@ static bool interpose_direct(struct interpose_c *ic, struct bio *bio,
 	return true;
 }
 
+/*
+ * Is the device of @ic resumed, with its direct path open?  A read past
+ * the stack needs no more: it is left on the original device untracked
+ * (interpose_redirect()).
+ */
+static bool interpose_direct_open(struct interpose_c *ic)
+{
+	if (!percpu_ref_tryget_live(&ic->direct_ref))
+		return false;
+	percpu_ref_put(&ic->direct_ref);
+	return true;
+}
+
 /**
  * interpose_redirect - point a bio of an interposed device at the redirect
  * @bi: the interposer of @bio's device, or of the disk of @bio's partition
@@ -1075,7 +1088,10 @@ static bool interpose_direct(struct interpose_c *ic, struct bio *bio,
  * sectors, as the block layer would.  In attach mode, while the device is
  * resumed, the bio stays on the original device instead, on the direct
  * path: the destination's table would only pass it back.  So does a read
- * with reads_direct.
+ * with reads_direct; where the block layer knows a bio past the
+ * interposer by itself (interposer_compat_knows_past()), such a read is
+ * not tracked either: a suspend need not wait for a read, which changes
+ * nothing it guards, and its completion stays the submitter's own.
  */
 static void interpose_redirect(struct blk_interposer *bi, struct bio *bio)
 {
@@ -1085,6 +1101,11 @@ static void interpose_redirect(struct blk_interposer *bi, struct bio *bio)
 	struct block_device *part = bio->bi_bdev;
 
 	this_cpu_inc(*ip->redirected);
+	if (owner->reads_direct && bio_op(bio) == REQ_OP_READ &&
+	    interposer_compat_knows_past() && interpose_direct_open(owner)) {
+		this_cpu_inc(*owner->passed);
+		return;
+	}
 	/*
 	 * attach: the destination's table would pass the bio back here;
 	 * reads_direct: the stack would pass a read down unchanged.
@@ -1111,14 +1132,19 @@ static const struct blk_interposer_ops interpose_bi_ops = {
  * The table passes every bio on to the original device: send the bio
  * there without a pass through DM.  @bi is attached only while the
  * device's direct path is live (interpose_direct_start() and _stop()), so
- * the bio is not refused; it may wait for the mempool.
+ * the bio is not refused; it may wait for the mempool.  A read goes
+ * untracked where the block layer knows it is past the interposer, as in
+ * interpose_redirect().
  */
 static void interpose_self_redirect(struct blk_interposer *bi, struct bio *bio)
 {
 	struct interposer *ip = container_of(bi, struct interposer, self);
 	struct interpose_c *ic = ip->owner;
 
-	WARN_ON_ONCE(!interpose_direct(ic, bio, GFP_NOIO));
+	if (bio_op(bio) == REQ_OP_READ && interposer_compat_knows_past())
+		this_cpu_inc(*ic->passed);
+	else
+		WARN_ON_ONCE(!interpose_direct(ic, bio, GFP_NOIO));
 	interpose_set_dev(bio, ic->orig);
 	bio_clear_polled(bio);
 }

@@ -157,6 +157,23 @@ held_write() {
 	check_data "$dev" 5 1 held
 }
 
+# held_read DEV SUSPEND...: as held_write, a read of the 1M at 12M of DEV,
+# which holds data written before, compared once it completes.
+held_read() {
+	local dev=$1 pid i
+	shift
+	put_data "$dev" 12 1 toread
+	for i in "$@"; do dmt suspend "$i"; done
+	dd if="$dev" of="$BATS_TEST_TMPDIR/read" bs=1M skip=12 count=1 iflag=direct status=none &
+	pid=$!
+	sleep 3
+	kill -0 "$pid" || die "a read completed while $* was suspended"
+	for ((i = $#; i >= 1; i--)); do dmt resume "${!i}"; done
+	wait "$pid"
+	cmp -s "$BATS_TEST_TMPDIR/read" "$BATS_TEST_TMPDIR/toread" ||
+		die "the held read returned other data than was written"
+}
+
 @test "a suspended device or stack holds writes with the direct path on" {
 	local dev=${DMI_PDISK}1 sz
 	sz=$(sectors "$dev")
@@ -193,6 +210,9 @@ held_write() {
 	ur0=$(dm_io up reads)
 	check_data "$dev" 3 4 r
 	[[ $(dm_io up reads) == "$ur0" ]]
+	# A suspend of the lower device closes the read's short cut too.
+	held_read "$dev" low
+	held_read "$dev" up low
 	# era saw the writes: their blocks are marked in this era.
 	dmsetup message up 0 checkpoint
 	# Without reads_direct, reads go through the stack again.

@@ -106,6 +106,17 @@ static inline bool interposer_compat_is_own(struct bio *bio)
 	return bio->bi_private == &interposer_compat_own ||
 	       bio->bi_end_io == READ_ONCE(interposer_compat_own_end_io);
 }
+
+/*
+ * A bio that ->redirect() leaves on its device, or sends to another
+ * interposed device, meets the probe again: unmarked, it would be
+ * redirected again.  So it goes only with its completion taken over (the
+ * mark above).
+ */
+static inline bool interposer_compat_knows_past(void)
+{
+	return false;
+}
 #else /* !DM_INTERPOSE_KPROBE: no way to hook bios, every attach refused */
 #define INTERPOSE_HOOK_NAME "none"
 
@@ -151,6 +162,11 @@ static inline void bio_set_interposed(struct bio *bio)
 
 static inline void interposer_compat_set_own_end_io(bio_end_io_t *end_io)
 {
+}
+
+static inline bool interposer_compat_knows_past(void)
+{
+	return false;
 }
 #endif /* DM_INTERPOSE_KPROBE */
 
