@@ -1065,19 +1065,6 @@ static bool interpose_direct(struct interpose_c *ic, struct bio *bio,
 	return true;
 }
 
-/*
- * Is the device of @ic resumed, with its direct path open?  A read past
- * the stack needs no more: it is left on the original device untracked
- * (interpose_redirect()).
- */
-static bool interpose_direct_open(struct interpose_c *ic)
-{
-	if (!percpu_ref_tryget_live(&ic->direct_ref))
-		return false;
-	percpu_ref_put(&ic->direct_ref);
-	return true;
-}
-
 /**
  * interpose_redirect - point a bio of an interposed device at the redirect
  * @bi: the interposer of @bio's device, or of the disk of @bio's partition
@@ -1102,7 +1089,9 @@ static void interpose_redirect(struct blk_interposer *bi, struct bio *bio)
 
 	this_cpu_inc(*ip->redirected);
 	if (owner->reads_direct && bio_op(bio) == REQ_OP_READ &&
-	    interposer_compat_knows_past() && interpose_direct_open(owner)) {
+	    interposer_compat_knows_past() &&
+	    !percpu_ref_is_dying(&owner->direct_ref)) {
+		/* Resumed: the direct path is open; a read needs no more. */
 		this_cpu_inc(*owner->passed);
 		return;
 	}

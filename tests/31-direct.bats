@@ -141,35 +141,39 @@ check_data() {
 	check_data "$dev" 20 3 b
 }
 
+# expect_held PID WHAT SUSPEND...: PID, started after the devices were
+# suspended, is still running 3 s later; resume them (in reverse order) and
+# wait for it.
+expect_held() {
+	local pid=$1 what=$2 i
+	shift 2
+	sleep 3
+	kill -0 "$pid" || die "$what completed while $* was suspended"
+	for ((i = $#; i >= 1; i--)); do dmt resume "${!i}"; done
+	wait "$pid"
+}
+
 # held_write DEV SUSPEND...: a write to DEV started while the devices are
 # suspended does not complete until they are resumed (in reverse order).
 held_write() {
-	local dev=$1 pid i
+	local dev=$1 i
 	shift
 	for i in "$@"; do dmt suspend "$i"; done
 	head -c 1M /dev/urandom >"$BATS_TEST_TMPDIR/held"
 	dd if="$BATS_TEST_TMPDIR/held" of="$dev" bs=1M seek=5 count=1 oflag=direct status=none &
-	pid=$!
-	sleep 3
-	kill -0 "$pid" || die "a write completed while $* was suspended"
-	for ((i = $#; i >= 1; i--)); do dmt resume "${!i}"; done
-	wait "$pid"
+	expect_held $! "a write" "$@"
 	check_data "$dev" 5 1 held
 }
 
 # held_read DEV SUSPEND...: as held_write, a read of the 1M at 12M of DEV,
 # which holds data written before, compared once it completes.
 held_read() {
-	local dev=$1 pid i
+	local dev=$1 i
 	shift
 	put_data "$dev" 12 1 toread
 	for i in "$@"; do dmt suspend "$i"; done
 	dd if="$dev" of="$BATS_TEST_TMPDIR/read" bs=1M skip=12 count=1 iflag=direct status=none &
-	pid=$!
-	sleep 3
-	kill -0 "$pid" || die "a read completed while $* was suspended"
-	for ((i = $#; i >= 1; i--)); do dmt resume "${!i}"; done
-	wait "$pid"
+	expect_held $! "a read" "$@"
 	cmp -s "$BATS_TEST_TMPDIR/read" "$BATS_TEST_TMPDIR/toread" ||
 		die "the held read returned other data than was written"
 }

@@ -460,6 +460,15 @@ static bool hook_busy(struct block_device *bdev)
 	return false;
 }
 
+/* Take @interposer out of the lookup table (hook_mutex held). */
+static void hook_unhash(struct blk_interposer *interposer)
+{
+	lockdep_assert_held(&hook_mutex);
+	hash_del_rcu(&interposer->hnode);
+	if (!bdev_is_partition(interposer->bdev))
+		WRITE_ONCE(hook_whole_disks, hook_whole_disks - 1);
+}
+
 /**
  * bdev_interposer_attach - attach an interposer to a block device
  * @bdev: the block device, a whole disk or a partition
@@ -499,10 +508,7 @@ int bdev_interposer_attach(struct block_device *bdev,
 		 */
 		smp_mb();
 		if (hook_gone(bdev)) {
-			hash_del_rcu(&interposer->hnode);
-			if (!bdev_is_partition(bdev))
-				WRITE_ONCE(hook_whole_disks,
-					   hook_whole_disks - 1);
+			hook_unhash(interposer);
 			r = -ENODEV;
 		}
 	}
@@ -531,9 +537,7 @@ void bdev_interposer_detach(struct block_device *bdev,
 		mutex_unlock(&hook_mutex);
 		return;
 	}
-	hash_del_rcu(&interposer->hnode);
-	if (!bdev_is_partition(bdev))
-		WRITE_ONCE(hook_whole_disks, hook_whole_disks - 1);
+	hook_unhash(interposer);
 	if (interposer->idle) {
 		hook_idle--;
 		interposer->idle = false;
