@@ -674,19 +674,22 @@ static const struct blk_interposer_ops interpose_self_ops;
 /**
  * interposer_set_idle - let the original's bios pass the redirect, or not
  * @ip: the redirect
- * @idle: true to let them pass, false to redirect them again
+ * @idle: the bios to let pass: all, the reads, or none (redirect them again)
  *
  * A table in attach mode passes every bio back to the original device, so
  * while its device is resumed the original's bios need not be redirected
  * at all: the redirect is idle and they take the kernel's own path,
- * untouched and uncounted.  A suspend makes it busy again first, so that
- * the suspended device holds them (interpose_direct_stop()).  The switch
- * freezes the original's queue (bdev_interposer_set_idle()), which on a
- * request-based device waits for every request in flight to complete, as
- * a suspend must; a bio-based original keeps the direct path of
- * interpose_direct() instead, whose bios the suspend counts and waits for.
+ * untouched and uncounted.  With reads_direct the stack passes the reads
+ * back unchanged, so the reads pass the same way.  A suspend makes it busy
+ * again first, so that the suspended device holds them
+ * (interpose_direct_stop()).  The switch freezes the original's queue
+ * (bdev_interposer_set_idle()), which on a request-based device waits for
+ * every request in flight to complete, as a suspend must; a bio-based
+ * original keeps the direct path of interpose_direct() instead, whose bios
+ * the suspend counts and waits for.
  */
-static void interposer_set_idle(struct interposer *ip, bool idle)
+static void interposer_set_idle(struct interposer *ip,
+				enum blk_interposer_idle idle)
 {
 	int r;
 
@@ -697,10 +700,16 @@ static void interposer_set_idle(struct interposer *ip, bool idle)
 		      dm_device_name(ip->owner->md), ip->orig, r);
 }
 
-/* Can the redirect of @ic be idle while its device is resumed? */
-static bool interpose_can_idle(struct interpose_c *ic)
+/* Which bios of the original can pass the redirect of resumed @ic? */
+static enum blk_interposer_idle interpose_resumed_idle(struct interpose_c *ic)
 {
-	return ic->mode == IC_ATTACH && queue_is_mq(bdev_get_queue(ic->orig));
+	if (!queue_is_mq(bdev_get_queue(ic->orig)))
+		return BLK_INTERPOSER_BUSY;
+	if (ic->mode == IC_ATTACH)
+		return BLK_INTERPOSER_IDLE;
+	if (ic->reads_direct)
+		return BLK_INTERPOSER_IDLE_READS;
+	return BLK_INTERPOSER_BUSY;
 }
 
 /* Detach the direct path of a stack's lower device. */
@@ -887,8 +896,8 @@ static void interposer_set_owner(struct interposer *ip, struct interpose_c *ic)
 	if (ip->owner == ic)
 		return;
 	interposer_detach_self(ip);
-	/* A previous owner in attach mode, resumed, has it idle. */
-	interposer_set_idle(ip, false);
+	/* A previous owner, resumed, may have it idle. */
+	interposer_set_idle(ip, BLK_INTERPOSER_BUSY);
 	RCU_INIT_POINTER(ip->owner->ip, NULL);
 	WRITE_ONCE(ip->owner, ic);
 	rcu_assign_pointer(ic->ip, ip);
@@ -1075,10 +1084,12 @@ static bool interpose_direct(struct interpose_c *ic, struct bio *bio,
  * sectors, as the block layer would.  In attach mode, while the device is
  * resumed, the bio stays on the original device instead, on the direct
  * path: the destination's table would only pass it back.  So does a read
- * with reads_direct; where the block layer knows a bio past the
- * interposer by itself (interposer_compat_knows_past()), such a read is
- * not tracked either: a suspend need not wait for a read, which changes
- * nothing it guards, and its completion stays the submitter's own.
+ * with reads_direct.  (On a request-based original such bios do not come
+ * here: the redirect lets them past, interposer_set_idle().)  Where the
+ * block layer knows a bio past the interposer by itself
+ * (interposer_compat_knows_past()), such a read is not tracked either: a
+ * suspend need not wait for a read, which changes nothing it guards, and
+ * its completion stays the submitter's own.
  */
 static void interpose_redirect(struct blk_interposer *bi, struct bio *bio)
 {
@@ -1433,8 +1444,9 @@ static void interpose_direct_release(struct percpu_ref *ref)
  *
  * From here on the bios this table would pass down go to the original
  * device without DM: in attach mode the original's own bios are not
- * redirected at all (interposer_set_idle()), or, on a bio-based original,
- * go straight back from the redirect (interpose_redirect()); with
+ * redirected at all, nor are its reads with reads_direct
+ * (interposer_set_idle()), or, on a bio-based original, they go straight
+ * back from the redirect (interpose_redirect()); with
  * attach_to the bios the stack on this device submits to it go there
  * (interpose_self_redirect(), attached here).  Without that interposer the
  * stack's bios take the way through DM: nothing is lost.
@@ -1453,8 +1465,8 @@ static void interpose_direct_start(struct interpose_c *ic)
 
 	mutex_lock(&interpose_mutex);
 	ip = ic_ip(ic);
-	if (ip && interpose_can_idle(ic))
-		interposer_set_idle(ip, true);
+	if (ip)
+		interposer_set_idle(ip, interpose_resumed_idle(ic));
 	if (ip && ic->mode == IC_ATTACH_TO && !ip->self_bdev) {
 		r = bdev_interposer_attach(self, &ip->self);
 		if (r)
@@ -1483,7 +1495,7 @@ static void interpose_direct_stop(struct interpose_c *ic)
 	ip = ic_ip(ic);
 	if (ip) {
 		interposer_detach_self(ip);
-		interposer_set_idle(ip, false);
+		interposer_set_idle(ip, BLK_INTERPOSER_BUSY);
 	}
 	mutex_unlock(&interpose_mutex);
 	if (ic->direct_live) {

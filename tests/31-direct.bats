@@ -201,7 +201,7 @@ held_read() {
 }
 
 @test "reads_direct: reads skip the stack, writes go through it; refused without attach_to" {
-	local dev=${DMI_PDISK}1 sz meta ur0 uw0
+	local dev=${DMI_PDISK}1 sz meta ur0 uw0 r0
 	sz=$(sectors "$dev")
 	meta=$(new_loop 32)
 	lower_create low "$dev"
@@ -212,8 +212,13 @@ held_read() {
 	put_data "$dev" 3 4 r
 	(($(dm_io up writes) >= uw0 + 4))
 	ur0=$(dm_io up reads)
+	r0=$(redirected low)
 	check_data "$dev" 3 4 r
 	[[ $(dm_io up reads) == "$ur0" ]]
+	# On this request-based disk the reads pass the redirect by (it is
+	# idle for reads): not even redirected.
+	[[ $(redirected low) == "$r0" ]] ||
+		die "reads went through the redirect: $r0 -> $(redirected low)"
 	# A suspend of the lower device closes the read's short cut too.
 	held_read "$dev" low
 	held_read "$dev" up low

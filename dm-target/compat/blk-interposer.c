@@ -9,9 +9,11 @@
  * interposer_compat_submit(), which lets the interposer point the bio at
  * its destination and submits it again.  The probe is registered only while
  * at least one interposer may exist, and armed only while one of them is
- * not idle; a device without an interposer then pays one hash lookup per
- * bio (a partition two, while a whole disk is interposed), and nothing at
- * all while every interposer is idle.
+ * not idle (BLK_INTERPOSER_IDLE); a device without an interposer then pays
+ * one hash lookup per bio (a partition two, while a whole disk is
+ * interposed), and nothing at all while every interposer is idle.  A read
+ * that an interposer lets past (BLK_INTERPOSER_IDLE_READS) costs the same
+ * lookup.
  *
  * Why a kprobe and not an ftrace callback with FTRACE_OPS_FL_IPMODIFY: ftrace
  * allows one IPMODIFY callback per function, and other products (backup
@@ -61,7 +63,7 @@ bio_end_io_t *interposer_compat_own_end_io __read_mostly;
 static DEFINE_HASHTABLE(hook_hash, HOOK_HASH_BITS);
 static DEFINE_MUTEX(hook_mutex);
 static unsigned int hook_users;
-/* Interposers attached and idle: the probe is disarmed when all are. */
+/* Interposers idle for every bio: the kprobe is disarmed when all are. */
 static unsigned int hook_idle;
 static bool hook_registered;
 /* Whole disks with an interposer: their partitions' bios go to it too. */
@@ -130,8 +132,13 @@ static __always_inline struct blk_interposer *hook_lookup_bio(struct bio *bio)
  */
 static inline bool hook_wanted(struct blk_interposer *bi, struct bio *bio)
 {
-	if (interposer_compat_is_own(bio) || bio_flagged(bio, BIO_REMAPPED) ||
-	    READ_ONCE(bi->idle))
+	enum blk_interposer_idle idle;
+
+	if (interposer_compat_is_own(bio) || bio_flagged(bio, BIO_REMAPPED))
+		return false;
+	idle = READ_ONCE(bi->idle);
+	if (idle == BLK_INTERPOSER_IDLE ||
+	    (idle == BLK_INTERPOSER_IDLE_READS && bio_op(bio) == REQ_OP_READ))
 		return false;
 	return bio->bi_bdev == bi->bdev ||
 	       bio_end_sector(bio) <= bdev_nr_sectors(bio->bi_bdev);
@@ -268,7 +275,8 @@ static int hook_close_ret(struct kretprobe_instance *ri, struct pt_regs *regs)
 
 	rcu_read_lock();
 	hash_for_each_rcu(hook_hash, bkt, bi, hnode) {
-		if (READ_ONCE(bi->idle) && bi->bdev->bd_disk == disk) {
+		if (READ_ONCE(bi->idle) == BLK_INTERPOSER_IDLE &&
+		    bi->bdev->bd_disk == disk) {
 			WRITE_ONCE(bi->stale, true);
 			stale = true;
 		}
@@ -538,10 +546,9 @@ void bdev_interposer_detach(struct block_device *bdev,
 		return;
 	}
 	hook_unhash(interposer);
-	if (interposer->idle) {
+	if (interposer->idle == BLK_INTERPOSER_IDLE)
 		hook_idle--;
-		interposer->idle = false;
-	}
+	interposer->idle = BLK_INTERPOSER_BUSY;
 	mutex_unlock(&hook_mutex);
 	synchronize_srcu_expedited(&interposer_srcu);
 	hook_unfreeze_queue(q, hook_freeze_queue(q));
@@ -563,25 +570,28 @@ void bdev_interposer_sync(struct block_device *bdev)
  * bdev_interposer_set_idle - let the bios of a device pass its interposer
  * @bdev: an interposed block device
  * @interposer: its interposer
- * @idle: true: the bios pass by (->redirect() is not called), false: they
- *	are redirected again
+ * @idle: the bios that pass by without a call of ->redirect(): all
+ *	(%BLK_INTERPOSER_IDLE), the reads (%BLK_INTERPOSER_IDLE_READS) or none
+ *	(%BLK_INTERPOSER_BUSY: they are redirected again)
  *
  * An idle interposer keeps its device (another attach is refused) and is
  * still told when the device goes away.  The queue of @bdev is frozen for
  * the change, as for an attach or detach, which gives the same ordering
- * guarantees: after an interposer is made idle no redirection through it
- * is in progress; after it is made busy again, a bio whose
+ * guarantees: after bios are let past no redirection of theirs through
+ * @interposer is in progress; after they are redirected again, a bio whose
  * submit_bio_noacct() starts after the call returns is redirected.  While
- * every interposer is idle the kprobe is disarmed: the bios of every
- * device then take the kernel's own path.
+ * every interposer is idle for all bios the kprobe is disarmed: the bios of
+ * every device then take the kernel's own path.
  *
  * Return: 0, or a negative errno from kprobes when the probe cannot be
  * armed again (the interposer stays idle).
  */
 int bdev_interposer_set_idle(struct block_device *bdev,
-			     struct blk_interposer *interposer, bool idle)
+			     struct blk_interposer *interposer,
+			     enum blk_interposer_idle idle)
 {
 	struct request_queue *q = bdev_get_queue(bdev);
+	bool was_idle, now_idle = idle == BLK_INTERPOSER_IDLE;
 	unsigned int memflags;
 	int r;
 
@@ -591,14 +601,15 @@ int bdev_interposer_set_idle(struct block_device *bdev,
 		mutex_unlock(&hook_mutex);
 		return 0;
 	}
-	if (!idle) {
+	was_idle = interposer->idle == BLK_INTERPOSER_IDLE;
+	if (was_idle && !now_idle) {
 		r = hook_arm();
 		if (r) {
 			mutex_unlock(&hook_mutex);
 			return r;
 		}
 		hook_idle--;
-	} else {
+	} else if (!was_idle && now_idle) {
 		hook_idle++;
 	}
 	mutex_unlock(&hook_mutex);
@@ -606,8 +617,9 @@ int bdev_interposer_set_idle(struct block_device *bdev,
 	memflags = hook_freeze_queue(q);
 	WRITE_ONCE(interposer->idle, idle);
 	hook_unfreeze_queue(q, memflags);
-	if (idle) {
+	if (idle != BLK_INTERPOSER_BUSY)
 		synchronize_srcu_expedited(&interposer_srcu);
+	if (now_idle && !was_idle) {
 		mutex_lock(&hook_mutex);
 		if (hook_idle == hook_users)
 			schedule_work(&hook_unregister_work);

@@ -30,11 +30,11 @@ struct blk_interposer;
 /**
  * struct blk_interposer_ops - operations of a block device interposer
  * @redirect: called for every bio submitted to the interposed device (and,
- *	for an interposed whole disk, to its partitions) while the interposer
- *	is not idle, with the sector the bio was submitted with.  Must point
- *	the bio at another block device with bio_set_dev(), remapping its
- *	sector if needed; the bio is then submitted to that device.  May run
- *	in any task that submits a bio.
+ *	for an interposed whole disk, to its partitions) that the interposer
+ *	does not let past (enum blk_interposer_idle), with the sector the bio
+ *	was submitted with.  Must point the bio at another block device with
+ *	bio_set_dev(), remapping its sector if needed; the bio is then
+ *	submitted to that device.  May run in any task that submits a bio.
  * @mark_dead: optional; the interposed device is going away.  Here called
  *	from a return probe of del_gendisk() or blk_mark_disk_dead(), with
  *	preemption disabled: it must not sleep.
@@ -45,9 +45,22 @@ struct blk_interposer_ops {
 };
 
 /**
+ * enum blk_interposer_idle - the bios that go past an interposer
+ * @BLK_INTERPOSER_BUSY: none: every bio is given to ->redirect()
+ * @BLK_INTERPOSER_IDLE: all of them go to the driver of the device
+ * @BLK_INTERPOSER_IDLE_READS: reads go to the driver, the other bios to
+ *	->redirect()
+ */
+enum blk_interposer_idle {
+	BLK_INTERPOSER_BUSY,
+	BLK_INTERPOSER_IDLE,
+	BLK_INTERPOSER_IDLE_READS,
+};
+
+/**
  * struct blk_interposer - an interposer, embedded in its owner's structure
  * @ops: its operations
- * @idle: bios pass the interposer by (bdev_interposer_set_idle())
+ * @idle: the bios that pass the interposer by (bdev_interposer_set_idle())
  * @hnode: compat only: link in the hook's lookup table (RCU)
  * @bdev: compat only: the interposed device
  * @stale: compat only: an exclusive claim on the disk of @bdev ended while
@@ -55,7 +68,7 @@ struct blk_interposer_ops {
  */
 struct blk_interposer {
 	const struct blk_interposer_ops *ops;
-	bool idle;
+	enum blk_interposer_idle idle;
 	struct hlist_node hnode;
 	struct block_device *bdev;
 	bool stale;
@@ -70,7 +83,8 @@ void bdev_interposer_detach(struct block_device *bdev,
 			    struct blk_interposer *interposer);
 void bdev_interposer_sync(struct block_device *bdev);
 int bdev_interposer_set_idle(struct block_device *bdev,
-			     struct blk_interposer *interposer, bool idle);
+			     struct blk_interposer *interposer,
+			     enum blk_interposer_idle idle);
 
 int interposer_compat_get(void);
 void interposer_compat_put(void);
@@ -137,7 +151,7 @@ static inline void bdev_interposer_sync(struct block_device *bdev)
 
 static inline int bdev_interposer_set_idle(struct block_device *bdev,
 					   struct blk_interposer *interposer,
-					   bool idle)
+					   enum blk_interposer_idle idle)
 {
 	return -EOPNOTSUPP;
 }
