@@ -20,6 +20,9 @@ CONFIG_PVH=y
 # An idle vCPU takes no timer tick (as Debian's kernel): under TCG every
 # tick is emulated.
 CONFIG_NO_HZ_IDLE=y
+# High-resolution timers, as Debian's kernel: perf's cpu-clock samples
+# (scripts/bench-profile) then fall where their period says, not on ticks.
+CONFIG_HIGH_RES_TIMERS=y
 CONFIG_ACPI=y
 CONFIG_PCI=y
 CONFIG_PCI_MSI=y
