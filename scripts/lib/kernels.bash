@@ -65,6 +65,15 @@ in_kernel_env() {
 	chroot "$root" env -C "$dir" "$@"
 }
 
+# kernel_chroot_umount ROOT: unmount what in_kernel_env() leaves mounted
+# under the chroot ROOT (its /proc, bind mounts of checkouts), deepest
+# first, so that a removal of the chroot cannot reach into them.
+kernel_chroot_umount() {
+	local m
+	findmnt -rn -o TARGET | awk -v p="$1/" 'index($0, p) == 1' | sort -r |
+		while read -r m; do umount -l "$m"; done
+}
+
 # The modules directory and the image of an unpacked kernel (7.x packages
 # are usr-merged and keep the image beside the modules).
 kernel_moddir() {
