@@ -1,6 +1,6 @@
 #!/usr/bin/env bats
 # Table syntax, status and table output, and every refusal with its message.
-# cost: 9
+# cost: 4
 
 load lib
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bats
 # Attaching to a mounted filesystem, the ordering guarantee, the bypass of the
 # target's own bios (splits, partitions), and handing a redirect over.
-# cost: 8
+# cost: 4
 
 load lib
 

@@ -2,7 +2,7 @@
 # Operations other than read and write through an attached interposer
 # (discard, write-zeroes, flush), and queue limits stacked from the device.
 # no_direct: they take the redirect (an attach table's is otherwise idle).
-# cost: 3
+# cost: 2
 
 load lib
 

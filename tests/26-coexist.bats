@@ -4,7 +4,7 @@
 # one such callback ftrace allows on a function, that diverts the bios of one
 # device through its own function and counts them. Whichever loads first,
 # both must work: the other hook sees the device's bios, ours redirects them.
-# cost: 4
+# cost: 2
 
 load lib
 

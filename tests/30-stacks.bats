@@ -6,7 +6,7 @@
 # destination forwards from 6.8 on (holder freeze; Documentation/
 # dm-interpose.rst, "Kernels"). On 6.1 the lane leaves it out.
 # min-kernel: 6.8
-# cost: 6
+# cost: 5
 
 load lib
 

@@ -5,7 +5,7 @@
 # the lower device go to the original device without a pass through DM;
 # with reads_direct, reads go there past the stack. A suspend still holds
 # them, and nothing is lost when a detach or a hand-over races them.
-# cost: 6
+# cost: 11
 
 load lib
 

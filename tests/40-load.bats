@@ -2,7 +2,7 @@
 # Attach and detach in a loop under an fio write load with verification:
 # ext4 and XFS, partition and whole disk. CYCLES (default 10) per case;
 # tests/80-torture-load.bats runs the long cycles (make torture).
-# cost: 6
+# cost: 7
 
 load lib
 

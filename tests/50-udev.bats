@@ -4,7 +4,7 @@
 # /etc/dm-interpose/*.conf) and make install, with the guest's real
 # systemd-udevd. The rules and tools are installed into the guest's root with
 # scripts/install (the same as make install), removed at the end.
-# cost: 9
+# cost: 5
 
 load lib
 

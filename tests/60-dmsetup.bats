@@ -3,7 +3,7 @@
 # taken down with one command each on a mounted filesystem under write load,
 # the pass-through form, live reloads, info and ls --tree, and every failure
 # point of create and remove (each DM ioctl made to fail in turn) cleaned up.
-# cost: 9
+# cost: 8
 
 load lib
 

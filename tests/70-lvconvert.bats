@@ -4,7 +4,7 @@
 # its VG deactivated and reactivated under it, and given back; each
 # snapshot holds exactly the data of its time. Every refusal of the
 # conversion and of activation.
-# cost: 6
+# cost: 7
 
 load lib
 

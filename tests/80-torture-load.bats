@@ -7,7 +7,7 @@
 # and again after a remount; files written before the cycles are checked
 # after them; fsck finds nothing. Cycles: torture_n (DMI_TORTURE=long), or
 # DMI_TORTURE_CYCLES.
-# cost: 6
+# cost: 7
 
 load lib
 

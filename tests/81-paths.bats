@@ -15,7 +15,7 @@
 # while attached and again through the original device after the detach (the
 # pass-through counter then stays still), and ends with one figure line;
 # bytes_verified counts the bytes compared in every verification pass.
-# cost: 5
+# cost: 6
 
 load lib
 

@@ -6,7 +6,7 @@
 # while a table exists and while attached. Every command is bounded by a
 # timeout: a hang fails the test. Cycles: torture_n (DMI_TORTURE=long), or
 # DMI_TORTURE_CYCLES.
-# cost: 5
+# cost: 8
 
 load lib
 

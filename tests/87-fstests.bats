@@ -9,7 +9,7 @@
 # that passes plain and does not pass interposed fails the suite; so does a
 # test of the list that does not run plain (the suite would test less than
 # it says). List: tests/fstests/short.list, long.list with DMI_TORTURE=long.
-# cost: 10
+# cost: 15
 
 load lib
 
